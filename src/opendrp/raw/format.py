@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,8 @@ def read_raw_header(path: str | Path, camera: Camera | None = None) -> RawHeader
     """
     where = str(path)
     try:
-        with fits.open(path, memmap=False) as hdul:
+        with warnings.catch_warnings(), fits.open(path, memmap=False) as hdul:
+            warnings.simplefilter("ignore")  # astropy's own truncation warning: we report it ourselves
             hdr = hdul[0].header
             shape = (int(hdr.get("NAXIS2", 0)), int(hdr.get("NAXIS1", 0)))
             parsed = _parse_header(hdr, where=where)

@@ -1,0 +1,303 @@
+"""Our thin adapter over the Rubin Gen3 data repository (daf_butler).
+
+Everything openDRP does with a Butler goes through here, so that week-to-week API changes of the middleware
+are absorbed in one module.  Collections (all names derive from the instrument name):
+
+====================================  ===========  ==========================================================
+``{instrument}/raw/all``              RUN          raw files
+``{instrument}/camera``               RUN          the ``camera`` dataset (the camera YAML)
+``{instrument}/calib``                CALIBRATION  certified master bias/flat with validity ranges
+``refcats``                           RUN          reference catalog shards (``ref_cat``, htm7)
+``skymaps``                           RUN          the ``skyMap`` dataset
+``{instrument}/defaults``             CHAINED      all of the above: the input of every pipeline run
+====================================  ===========  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+from lsst.daf.butler import Butler, CollectionType, Config, DatasetType, Timespan
+from lsst.sphgeom import ConvexPolygon, HtmPixelization, LonLat, UnitVector3d
+
+from ..errors import RepositoryError
+from ..instrument import Camera
+from ..skymap import RingsSkyMap, SkyMapConfig
+
+__all__ = [
+    "REFCAT_HTM_LEVEL",
+    "REFCAT_RUN",
+    "SKYMAP_RUN",
+    "Butler",
+    "Timespan",
+    "calib_collection",
+    "camera_run",
+    "create_repo",
+    "defaults_chain",
+    "get_camera",
+    "get_instrument_name",
+    "get_skymap",
+    "ingest_refcat",
+    "open_butler",
+    "polygon_from_points",
+    "raw_run",
+    "register_dataset_type",
+    "register_patches",
+    "NO_FILTER",
+]
+
+REFCAT_RUN = "refcats"
+SKYMAP_RUN = "skymaps"
+REFCAT_HTM_LEVEL = 7
+REFCAT_DATASET = "ref_cat"
+#: physical filter given to exposures without one (bias, dark)
+NO_FILTER = "NONE"
+NO_FILTER_BAND = "none"
+
+
+def raw_run(instrument: str) -> str:
+    return f"{instrument}/raw/all"
+
+
+def camera_run(instrument: str) -> str:
+    return f"{instrument}/camera"
+
+
+def calib_collection(instrument: str) -> str:
+    return f"{instrument}/calib"
+
+
+def defaults_chain(instrument: str) -> str:
+    return f"{instrument}/defaults"
+
+
+def seed_config_path() -> Path:
+    return Path(str(resources.files("opendrp.repo") / "seed_config.yaml"))
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+def polygon_from_points(ra: Iterable[float], dec: Iterable[float]) -> ConvexPolygon:
+    """Convex hull (sphgeom) of sky points in degrees: the regions the registry stores."""
+    pts = [UnitVector3d(LonLat.fromDegrees(float(r), float(d))) for r, d in zip(ra, dec, strict=True)]
+    return ConvexPolygon.convexHull(pts)
+
+
+# ---------------------------------------------------------------------------------------------- repository
+def create_repo(
+    root: str | Path,
+    *,
+    camera: Camera,
+    skymap_config: SkyMapConfig,
+    registry_db: str | None = None,
+    overwrite: bool = False,
+) -> Butler:
+    """Create a data repository, register the instrument, its camera, and the sky map.
+
+    Parameters
+    ----------
+    root : `str` or `~pathlib.Path`
+        Directory of the repository (its datastore lives there).
+    camera : `Camera`
+        The camera (its YAML is stored as the ``camera`` dataset).
+    skymap_config : `SkyMapConfig`
+        The sky map; tracts and patches are registered as data that overlap them are ingested.
+    registry_db : `str`, optional
+        SQLAlchemy URL of the registry database (``postgresql://user@host:port/db``); SQLite in the
+        repository directory by default.  Put passwords in ``~/.lsst/db-auth.yaml``, never in the URL.
+    """
+    root = Path(root)
+    if (root / "butler.yaml").exists() and not overwrite:
+        raise RepositoryError(
+            "a repository already exists here", where=str(root), fix="choose another path or remove it"
+        )
+    config = Config(str(seed_config_path()))
+    if registry_db:
+        config["registry", "db"] = registry_db
+    try:
+        Butler.makeRepo(str(root), config=config, overwrite=overwrite)
+    except Exception as exc:  # the middleware raises many types here (DB errors, file errors)
+        raise RepositoryError(f"cannot create the repository ({exc})", where=str(root)) from exc
+    butler = Butler.from_config(str(root), writeable=True)
+    register_instrument(butler, camera)
+    register_skymap(butler, RingsSkyMap(skymap_config))
+    butler.collections.register(calib_collection(camera.name), CollectionType.CALIBRATION)
+    butler.collections.register(defaults_chain(camera.name), CollectionType.CHAINED)
+    for run in (raw_run(camera.name), REFCAT_RUN):
+        butler.collections.register(run)
+    butler.collections.redefine_chain(
+        defaults_chain(camera.name),
+        [
+            raw_run(camera.name),
+            calib_collection(camera.name),
+            camera_run(camera.name),
+            REFCAT_RUN,
+            SKYMAP_RUN,
+        ],
+    )
+    return butler
+
+
+def open_butler(
+    root: str | Path, *, writeable: bool = False, collections: Sequence[str] | str | None = None, run: str | None = None
+) -> Butler:
+    """Open an existing repository, with a clear error when there is none."""
+    if "://" not in str(root) and not (Path(root) / "butler.yaml").exists():
+        raise RepositoryError(
+            "no data repository here", where=str(root), fix="create one with `opendrp init REPO`"
+        )
+    return Butler.from_config(str(root), writeable=writeable, collections=collections, run=run)
+
+
+def register_dataset_type(
+    butler: Butler, name: str, dimensions: Sequence[str], storage_class: str, *, is_calibration: bool = False
+) -> DatasetType:
+    dt = DatasetType(name, dimensions, storage_class, universe=butler.dimensions, isCalibration=is_calibration)
+    butler.registry.registerDatasetType(dt)
+    return dt
+
+
+def register_instrument(butler: Butler, camera: Camera) -> None:
+    """Insert instrument, filter and detector records, and store the camera description."""
+    name = camera.name
+    butler.registry.insertDimensionData(
+        "instrument",
+        dict(
+            name=name,
+            visit_max=2**31 - 1,
+            exposure_max=2**31 - 1,
+            detector_max=max(camera.detectors) + 1,
+            class_name=f"opendrp.instrument:{name}",
+        ),
+    )
+    filters = [dict(instrument=name, name=f.physical_filter, band=f.band) for f in camera.filters]
+    filters.append(dict(instrument=name, name=NO_FILTER, band=NO_FILTER_BAND))
+    butler.registry.insertDimensionData("physical_filter", *filters)
+    butler.registry.insertDimensionData(
+        "detector",
+        *[
+            dict(instrument=name, id=d.id, full_name=d.name, purpose=d.purpose)
+            for d in camera.detectors.values()
+        ],
+    )
+    register_dataset_type(butler, "camera", ["instrument"], "DrpCamera")
+    butler.collections.register(camera_run(name))
+    butler.put(camera, "camera", instrument=name, run=camera_run(name))
+
+
+def register_skymap(butler: Butler, skymap: RingsSkyMap) -> None:
+    nx, ny = skymap.max_patches()
+    butler.registry.insertDimensionData(
+        "skymap",
+        dict(
+            name=skymap.name,
+            hash=skymap.config.hash(),
+            tract_max=skymap.n_tracts,
+            patch_nx_max=nx,
+            patch_ny_max=ny,
+        ),
+    )
+    register_dataset_type(butler, "skyMap", ["skymap"], "DrpSkyMap")
+    butler.collections.register(SKYMAP_RUN)
+    butler.put(skymap, "skyMap", skymap=skymap.name, run=SKYMAP_RUN)
+
+
+def get_instrument_name(butler: Butler, instrument: str | None = None) -> str:
+    names = [r.name for r in butler.query_dimension_records("instrument", explain=False)]
+    if instrument is not None:
+        if instrument not in names:
+            raise RepositoryError(f"instrument {instrument!r} is not registered (have {names})")
+        return instrument
+    if len(names) != 1:
+        raise RepositoryError(
+            f"the repository has {len(names)} instruments {names}", fix="name one with --instrument"
+        )
+    return names[0]
+
+
+def get_camera(butler: Butler, instrument: str | None = None) -> Camera:
+    name = get_instrument_name(butler, instrument)
+    return butler.get("camera", instrument=name, collections=[camera_run(name)])
+
+
+def get_skymap(butler: Butler) -> RingsSkyMap:
+    names = [r.name for r in butler.query_dimension_records("skymap", explain=False)]
+    if len(names) != 1:
+        raise RepositoryError(f"expected one sky map, found {names}")
+    return butler.get("skyMap", skymap=names[0], collections=[SKYMAP_RUN])
+
+
+def register_patches(butler: Butler, skymap: RingsSkyMap, ra: np.ndarray, dec: np.ndarray) -> int:
+    """Register the tracts and patches that overlap a region given by its corner points (deg).
+
+    Idempotent.  Returns the number of patch records considered.
+    """
+    n = 0
+    for tract_id in skymap.tracts_overlapping(ra, dec):
+        tract = skymap.tract(tract_id)
+        t_ra, t_dec = tract.outer_corners_sky()
+        butler.registry.syncDimensionData(
+            "tract", dict(skymap=skymap.name, id=tract_id, region=polygon_from_points(t_ra, t_dec))
+        )
+        records = []
+        for patch_id in tract.patches_overlapping(ra, dec):
+            p = tract.patch(patch_id)
+            p_ra, p_dec = tract.outer_corners_sky(patch_id)
+            records.append(
+                dict(
+                    skymap=skymap.name,
+                    tract=tract_id,
+                    id=patch_id,
+                    cell_x=p.cell_x,
+                    cell_y=p.cell_y,
+                    region=polygon_from_points(p_ra, p_dec),
+                )
+            )
+        if records:
+            butler.registry.insertDimensionData("patch", *records, skip_existing=True)
+        n += len(records)
+    return n
+
+
+# ---------------------------------------------------------------------------------------------- refcats
+def htm_index(ra: np.ndarray, dec: np.ndarray, level: int = REFCAT_HTM_LEVEL) -> np.ndarray:
+    pix = HtmPixelization(level)
+    return np.array(
+        [pix.index(UnitVector3d(LonLat.fromDegrees(float(r), float(d)))) for r, d in zip(ra, dec, strict=True)],
+        dtype=np.int64,
+    )
+
+
+def ingest_refcat(butler: Butler, table: Table, *, run: str = REFCAT_RUN) -> int:
+    """Shard a reference catalog on HTM level 7 and store each shard as a ``ref_cat`` dataset.
+
+    Returns the number of shards written.  Required columns: ``id``, ``coord_ra``, ``coord_dec`` (deg).
+    """
+    missing = [c for c in ("id", "coord_ra", "coord_dec") if c not in table.colnames]
+    if missing:
+        raise RepositoryError(f"reference catalog lacks columns {missing}")
+    register_dataset_type(butler, REFCAT_DATASET, [f"htm{REFCAT_HTM_LEVEL}"], "ArrowAstropy")
+    butler.collections.register(run)
+    shard = htm_index(np.asarray(table["coord_ra"]), np.asarray(table["coord_dec"]))
+    order = np.argsort(shard, kind="stable")
+    bounds = np.flatnonzero(np.diff(shard[order])) + 1
+    existing = {
+        ref.dataId[f"htm{REFCAT_HTM_LEVEL}"]
+        for ref in butler.query_datasets(REFCAT_DATASET, collections=run, explain=False)
+    }
+    n = 0
+    for idx in np.split(order, bounds):
+        sid = int(shard[idx[0]])
+        if sid in existing:
+            continue
+        butler.put(table[idx], REFCAT_DATASET, {f"htm{REFCAT_HTM_LEVEL}": sid}, run=run)
+        n += 1
+    return n
+
+
+def dimension_record_dict(record: Any) -> dict[str, Any]:
+    return record.toDict()
