@@ -9,7 +9,8 @@ HDU   EXTNAME   content
 1     IMAGE     float32 image, with the WCS (TAN or TAN-SIP) in its header
 2     MASK      int32 bit planes; ``MP_<NAME>`` header cards give each plane's bit
 3     VARIANCE  float32 variance (counts**2)
-4     PSF       optional: `opendrp.psf.PixelPsf` basis cube
+4     PSF       optional: the PSF model (`PixelPsf` basis cube or `CoaddPsf` kernels)
+5     PSF_INPUTS  `CoaddPsf` only: input weights and footprints
 ====  ========  ====================================================================
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..psf import PixelPsf
+from ..psf import PsfModel, psf_from_hdul
 from .mask import MASK_PLANES
 from .photo_calib import PhotoCalib
 
@@ -48,7 +49,7 @@ class Exposure:
         Per-pixel variance, in the image's units squared.
     wcs : `astropy.wcs.WCS` or `None`
         Pixel (0-based) to sky transformation.
-    psf : `opendrp.psf.PixelPsf` or `None`
+    psf : `opendrp.psf.PsfModel` or `None`
         The PSF model.
     photo_calib : `PhotoCalib` or `None`
         Counts to nJy.
@@ -60,7 +61,7 @@ class Exposure:
     mask: np.ndarray
     variance: np.ndarray
     wcs: WCS | None = None
-    psf: PixelPsf | None = None
+    psf: PsfModel | None = None
     photo_calib: PhotoCalib | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -136,7 +137,7 @@ def write_exposure(path: str | Path, exposure: Exposure) -> None:
         image_hdr.update(exposure.wcs.to_header(relax=True))
     mask_hdr = fits.Header()
     for name, bit in MASK_PLANES.items():
-        mask_hdr[f"MP_{name}"] = bit
+        mask_hdr[f"HIERARCH MP_{name}"] = bit
     hdus = [
         fits.PrimaryHDU(header=phdr),
         fits.ImageHDU(np.asarray(exposure.image, dtype=np.float32), header=image_hdr, name="IMAGE"),
@@ -144,7 +145,7 @@ def write_exposure(path: str | Path, exposure: Exposure) -> None:
         fits.ImageHDU(np.asarray(exposure.variance, dtype=np.float32), name="VARIANCE"),
     ]
     if exposure.psf is not None:
-        hdus.append(exposure.psf.to_hdu("PSF"))
+        hdus.extend(exposure.psf.to_hdus())
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fits.HDUList(hdus).writeto(tmp, overwrite=True)
     os.replace(tmp, path)
@@ -168,7 +169,7 @@ def read_exposure(path: str | Path, component: str | None = None) -> Any:
         if component == "wcs":
             return _read_wcs(hdul["IMAGE"].header)
         if component == "psf":
-            return PixelPsf.from_hdu(hdul["PSF"]) if "PSF" in hdul else None
+            return psf_from_hdul(hdul)
         if component == "photo_calib":
             return PhotoCalib.from_cards(dict(hdul[0].header))
         if component == "metadata":
@@ -180,7 +181,7 @@ def read_exposure(path: str | Path, component: str | None = None) -> Any:
             mask=np.asarray(hdul["MASK"].data, dtype=np.int32),
             variance=np.asarray(hdul["VARIANCE"].data, dtype=np.float32),
             wcs=_read_wcs(hdul["IMAGE"].header),
-            psf=PixelPsf.from_hdu(hdul["PSF"]) if "PSF" in hdul else None,
+            psf=psf_from_hdul(hdul),
             photo_calib=PhotoCalib.from_cards(dict(hdul[0].header)),
             metadata=_metadata_from_header(hdul[0].header),
         )

@@ -13,7 +13,7 @@ import numpy as np
 from astropy.io import fits
 from scipy import ndimage
 
-__all__ = ["PixelPsf", "monomial_terms", "shift_image"]
+__all__ = ["PixelPsf", "PsfModel", "monomial_terms", "shift_image"]
 
 
 def monomial_terms(degree: int) -> list[tuple[int, int]]:
@@ -28,7 +28,63 @@ def shift_image(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return ndimage.shift(image, (dy, dx), order=3, mode="constant", cval=0.0, prefilter=True)
 
 
-class PixelPsf:
+class PsfModel:
+    """What every PSF model offers: a unit-sum kernel image at a position, and what follows from it."""
+
+    def kernel_image(self, x: float, y: float) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def image_at(self, x: float, y: float) -> tuple[np.ndarray, int, int]:
+        """The PSF at (x, y) shifted to the sub-pixel position, as a stamp.
+
+        Returns
+        -------
+        stamp : `numpy.ndarray`
+            PSF image (unit sum) whose centroid falls at ``(x - x0, y - y0)`` in stamp pixels.
+        x0, y0 : `int`
+            Pixel coordinates of the stamp's lower-left pixel in the parent image.
+        """
+        ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        stamp = shift_image(self.kernel_image(x, y), x - ix, y - iy)
+        half = self.size // 2
+        return stamp, ix - half, iy - half
+
+    def moments(self, x: float, y: float) -> tuple[float, float, float]:
+        """Unweighted second moments ``(Ixx, Iyy, Ixy)`` in pixels**2 of the kernel at (x, y)."""
+        img = self.kernel_image(x, y)
+        half = self.size // 2
+        yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+        w = np.exp(-0.5 * (xx**2 + yy**2) / (0.4 * half) ** 2)  # tame the noisy wings
+        f = img * w
+        s = f.sum()
+        cx, cy = (f * xx).sum() / s, (f * yy).sum() / s
+        ixx = (f * (xx - cx) ** 2).sum() / s
+        iyy = (f * (yy - cy) ** 2).sum() / s
+        ixy = (f * (xx - cx) * (yy - cy)).sum() / s
+        return float(ixx), float(iyy), float(ixy)
+
+    def fwhm_pixels(self, x: float, y: float) -> float:
+        """FWHM (pixels) from the half-maximum area of the kernel at (x, y)."""
+        img = self.kernel_image(x, y)
+        peak = img.max()
+        # area above half maximum, refined by a linear ramp of partially covered pixels
+        area = float(np.count_nonzero(img >= 0.5 * peak))
+        return float(2.0 * np.sqrt(area / np.pi))
+
+    def average_kernel(self, points: Sequence[tuple[float, float]]) -> np.ndarray:
+        """Mean kernel image over a set of positions (unit sum)."""
+        img = np.mean([self.kernel_image(x, y) for x, y in points], axis=0)
+        return img / img.sum()
+
+    def to_hdus(self) -> list[fits.ImageHDU | fits.BinTableHDU]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PixelPsf(PsfModel):
     """Pixel-basis PSF with polynomial spatial variation.
 
     Parameters
@@ -89,48 +145,6 @@ class PixelPsf:
             raise ValueError(f"PSF model is not positive at ({x:.1f}, {y:.1f})")
         return img / total
 
-    def image_at(self, x: float, y: float) -> tuple[np.ndarray, int, int]:
-        """The PSF at (x, y) shifted to the sub-pixel position, as a stamp.
-
-        Returns
-        -------
-        stamp : `numpy.ndarray`
-            PSF image (unit sum) whose centroid falls at ``(x - x0, y - y0)`` in stamp pixels.
-        x0, y0 : `int`
-            Pixel coordinates of the stamp's lower-left pixel in the parent image.
-        """
-        ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
-        stamp = shift_image(self.kernel_image(x, y), x - ix, y - iy)
-        half = self.size // 2
-        return stamp, ix - half, iy - half
-
-    def moments(self, x: float, y: float) -> tuple[float, float, float]:
-        """Unweighted second moments ``(Ixx, Iyy, Ixy)`` in pixels**2 of the kernel at (x, y)."""
-        img = self.kernel_image(x, y)
-        half = self.size // 2
-        yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
-        w = np.exp(-0.5 * (xx**2 + yy**2) / (0.4 * half) ** 2)  # tame the noisy wings
-        f = img * w
-        s = f.sum()
-        cx, cy = (f * xx).sum() / s, (f * yy).sum() / s
-        ixx = (f * (xx - cx) ** 2).sum() / s
-        iyy = (f * (yy - cy) ** 2).sum() / s
-        ixy = (f * (xx - cx) * (yy - cy)).sum() / s
-        return float(ixx), float(iyy), float(ixy)
-
-    def fwhm_pixels(self, x: float, y: float) -> float:
-        """FWHM (pixels) from the half-maximum area of the kernel at (x, y)."""
-        img = self.kernel_image(x, y)
-        peak = img.max()
-        # area above half maximum, refined by a linear ramp of partially covered pixels
-        area = float(np.count_nonzero(img >= 0.5 * peak))
-        return float(2.0 * np.sqrt(area / np.pi))
-
-    def average_kernel(self, points: Sequence[tuple[float, float]]) -> np.ndarray:
-        """Mean kernel image over a set of positions (unit sum)."""
-        img = np.mean([self.kernel_image(x, y) for x, y in points], axis=0)
-        return img / img.sum()
-
     # ------------------------------------------------------------------ persistence
     def to_hdu(self, name: str = "PSF") -> fits.ImageHDU:
         hdu = fits.ImageHDU(self.basis.astype(np.float64), name=name)
@@ -139,6 +153,9 @@ class PixelPsf:
         hdu.header["PSFX0"], hdu.header["PSFX1"] = self.x_range
         hdu.header["PSFY0"], hdu.header["PSFY1"] = self.y_range
         return hdu
+
+    def to_hdus(self) -> list[fits.ImageHDU | fits.BinTableHDU]:
+        return [self.to_hdu("PSF")]
 
     @classmethod
     def from_hdu(cls, hdu: fits.ImageHDU) -> PixelPsf:

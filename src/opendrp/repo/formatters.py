@@ -19,7 +19,7 @@ from lsst.resources import ResourcePath
 from ..background import BackgroundModel
 from ..image import Exposure, PhotoCalib, read_exposure, write_exposure
 from ..instrument import Camera
-from ..psf import PixelPsf
+from ..psf import PsfModel, psf_from_hdul
 from ..raw import read_raw
 from ..raw.format import RawImage
 from ..skymap import RingsSkyMap, SkyMapConfig
@@ -101,7 +101,7 @@ class RawFormatter(FormatterV2):
 
 
 class PsfFormatter(FormatterV2):
-    """PixelPsf as a one-extension FITS file."""
+    """A PSF model (PixelPsf or CoaddPsf) as a FITS file."""
 
     default_extension = ".fits"
     supported_extensions = frozenset({".fits"})
@@ -109,10 +109,10 @@ class PsfFormatter(FormatterV2):
 
     def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
         with fits.open(path, memmap=False) as hdul:
-            return PixelPsf.from_hdu(hdul["PSF"])
+            return psf_from_hdul(hdul)
 
-    def write_local_file(self, in_memory_dataset: PixelPsf, uri: ResourcePath) -> None:
-        _atomic_write_hdul(uri.ospath, fits.HDUList([fits.PrimaryHDU(), in_memory_dataset.to_hdu("PSF")]))
+    def write_local_file(self, in_memory_dataset: PsfModel, uri: ResourcePath) -> None:
+        _atomic_write_hdul(uri.ospath, fits.HDUList([fits.PrimaryHDU(), *in_memory_dataset.to_hdus()]))
 
 
 class BackgroundFormatter(FormatterV2):

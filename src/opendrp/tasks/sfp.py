@@ -1,0 +1,159 @@
+"""Single-frame processing: raw -> ISR -> calexp, background and Source catalog, per (visit, detector)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lsst.pex.config as pex_config
+import lsst.pipe.base as pipe_base
+import lsst.pipe.base.connectionTypes as ct
+from astropy.table import Table, vstack
+
+from ..image import Exposure
+from ..instrument import Camera
+from ..instrument.geometry import Pointing, detector_wcs
+from ..isr import run_isr
+from ..raw import RawImage
+from ..sfp import CalibrateConfig, calibrate_exposure
+from ._base import record_metrics, translate_errors
+
+__all__ = ["CalibrateImageTask", "CalibrateImageTaskConfig"]
+
+
+class CalibrateImageConnections(
+    pipe_base.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
+):
+    raws = ct.Input(
+        doc="Raw exposure(s) of the visit on this detector (one exposure per visit).",
+        name="raw",
+        storageClass="DrpRawImage",
+        dimensions=("instrument", "exposure", "detector"),
+        multiple=True,
+    )
+    camera = ct.PrerequisiteInput(
+        doc="Camera description.", name="camera", storageClass="DrpCamera", dimensions=("instrument",)
+    )
+    bias = ct.PrerequisiteInput(
+        doc="Master bias.",
+        name="bias",
+        storageClass="DrpExposure",
+        dimensions=("instrument", "detector"),
+        isCalibration=True,
+    )
+    flat = ct.PrerequisiteInput(
+        doc="Master flat.",
+        name="flat",
+        storageClass="DrpExposure",
+        dimensions=("instrument", "detector", "physical_filter"),
+        isCalibration=True,
+    )
+    ref_cat = ct.PrerequisiteInput(
+        doc="Reference catalog shards overlapping the detector.",
+        name="ref_cat",
+        storageClass="ArrowAstropy",
+        dimensions=("htm7",),
+        multiple=True,
+        deferLoad=True,
+    )
+    calexp = ct.Output(
+        doc="Calibrated exposure: background-subtracted, with WCS, PSF and photometric calibration.",
+        name="calexp",
+        storageClass="DrpExposure",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    background = ct.Output(
+        doc="Background model subtracted from the calexp.",
+        name="calexpBackground",
+        storageClass="DrpBackground",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    src = ct.Output(
+        doc="Source catalog (Rubin Source column names, fluxes in nJy).",
+        name="src",
+        storageClass="ArrowAstropy",
+        dimensions=("instrument", "visit", "detector"),
+    )
+
+    def __init__(self, *, config: Any = None) -> None:
+        super().__init__(config=config)
+        if config is not None:
+            if not config.do_bias:
+                del self.bias
+            if not config.do_flat:
+                del self.flat
+
+
+class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=CalibrateImageConnections):
+    do_bias = pex_config.Field[bool](doc="Subtract the master bias.", default=True)
+    do_flat = pex_config.Field[bool](doc="Divide by the master flat.", default=True)
+    detection_threshold = pex_config.Field[float](doc="Detection threshold (sigma).", default=5.0)
+    psf_spatial_degree = pex_config.Field[int](doc="Spatial degree of the PSF model.", default=2)
+    astrometry_order = pex_config.Field[int](doc="Polynomial order of the TAN-SIP fit.", default=3)
+
+    def calibrate_config(self) -> CalibrateConfig:
+        return CalibrateConfig(
+            detection_threshold=self.detection_threshold,
+            psf_degree=self.psf_spatial_degree,
+            astrometry_order=self.astrometry_order,
+        )
+
+
+class CalibrateImageTask(pipe_base.PipelineTask):
+    """Instrument signature removal, characterization (background, PSF) and calibration (WCS, zero point)."""
+
+    ConfigClass = CalibrateImageTaskConfig
+    _DefaultName = "calibrateImage"
+    config: CalibrateImageTaskConfig
+
+    def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
+        inputs = butlerQC.get(inputRefs)
+        shards = [h.get() for h in inputs.pop("ref_cat")]
+        refcat = vstack(shards, metadata_conflicts="silent") if shards else Table()
+        data_id = butlerQC.quantum.dataId
+        with translate_errors():
+            outputs = self.run(
+                raws=inputs["raws"],
+                camera=inputs["camera"],
+                detector=int(data_id["detector"]),
+                band=str(data_id["band"]),
+                refcat=refcat,
+                bias=inputs.get("bias"),
+                flat=inputs.get("flat"),
+                visit=int(data_id["visit"]),
+            )
+        butlerQC.put(outputs, outputRefs)
+
+    def run(
+        self,
+        *,
+        raws: list[RawImage],
+        camera: Camera,
+        detector: int,
+        band: str,
+        refcat: Table,
+        bias: Exposure | None = None,
+        flat: Exposure | None = None,
+        visit: int = 0,
+    ) -> pipe_base.Struct:
+        if len(raws) != 1:
+            raise pipe_base.InvalidQuantumError(f"expected one exposure per visit, got {len(raws)}")
+        raw = raws[0]
+        header = raw.header
+        exposure = run_isr(raw, camera.detector(detector), bias=bias, flat=flat)
+        pointing = Pointing(header.boresight_ra, header.boresight_dec, header.boresight_rotation)
+        exposure.wcs = detector_wcs(camera, detector, pointing)
+        exposure.metadata.update({"VISIT": visit, "DETECTOR": detector, "BAND": band})
+        result = calibrate_exposure(exposure, refcat, band=band, config=self.config.calibrate_config())
+        src = result.src
+        src["visit"] = visit
+        src["detector"] = detector
+        src["band"] = band
+        record_metrics(self, result.metrics)
+        self.log.info(
+            "visit %d detector %d: %d sources, %s",
+            visit,
+            detector,
+            len(src),
+            ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if isinstance(v, float)),
+        )
+        return pipe_base.Struct(calexp=result.calexp, background=result.background, src=src)
