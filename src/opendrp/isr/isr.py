@@ -1,0 +1,136 @@
+"""Instrument signature removal: raw ADU read-out to an Exposure in electrons with mask and variance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import OpenDRPError
+from ..image import Exposure, mask_bit
+from ..instrument.camera import DetectorSpec
+from ..raw.format import RawImage
+from .assemble import assemble_ccd
+from .interpolate import interpolate_rows
+
+__all__ = ["raw_metadata", "read_noise_image", "run_isr"]
+
+_BAD = mask_bit("BAD")
+_SAT = mask_bit("SAT")
+_INTRP = mask_bit("INTRP")
+
+
+def read_noise_image(detector: DetectorSpec) -> np.ndarray:
+    """Read-noise variance (electrons**2) of each assembled pixel, from its amplifier."""
+    out = np.empty(detector.shape, dtype=np.float32)
+    for amp in detector.amplifiers:
+        out[amp.assembled_slice()] = amp.read_noise**2
+    return out
+
+
+def _check_calib(calib: Exposure | None, detector: DetectorSpec, name: str) -> None:
+    if calib is not None and calib.shape != detector.shape:
+        raise ValueError(f"{name} shape {calib.shape} != detector shape {detector.shape}")
+
+
+def raw_metadata(raw: RawImage) -> dict[str, Any]:
+    """FITS-compatible metadata of a raw read-out, with ``EXPTIME`` guaranteed (0 when absent)."""
+    meta = {k: v for k, v in raw.metadata.items() if not str(k).startswith(("DATASEC", "BIASSEC"))}
+    try:
+        meta["EXPTIME"] = float(raw.header.exposure_time)
+    except (OpenDRPError, KeyError, TypeError, ValueError):
+        meta["EXPTIME"] = float(meta.get("EXPTIME", 0.0) or 0.0)
+    return meta
+
+
+def run_isr(
+    raw: RawImage,
+    detector: DetectorSpec,
+    *,
+    bias: Exposure | None = None,
+    dark: Exposure | None = None,
+    flat: Exposure | None = None,
+    do_overscan: bool = True,
+    do_interpolate: bool = True,
+    overscan_smooth_rows: int = 1,
+    saturation_grow: int = 1,
+    min_flat: float = 0.05,
+) -> Exposure:
+    """Remove the instrument signature of one CCD read-out.
+
+    Steps: per-row overscan subtraction (ADU), gain (to electrons), assembly of the amplifiers, saturation
+    mask, bias subtraction, dark subtraction, variance (Poisson + read noise, electrons**2), flat-field
+    division (variance divided by flat**2), and interpolation over defects (``BAD`` pixels of the
+    calibration products, marked ``INTRP``).
+
+    Parameters
+    ----------
+    raw : `opendrp.raw.RawImage`
+        The raw read-out (ADU).
+    detector : `opendrp.instrument.DetectorSpec`
+        Read-out geometry and electronics of the CCD.
+    bias : `opendrp.image.Exposure`, optional
+        Master bias in electrons (after overscan and gain), from `opendrp.calib.combine_bias`.
+    dark : `opendrp.image.Exposure`, optional
+        Master dark in electrons per second, from `opendrp.calib.combine_dark`; scaled by ``EXPTIME``.
+    flat : `opendrp.image.Exposure`, optional
+        Master flat normalized to mean 1, from `opendrp.calib.combine_flat`.
+    do_overscan : `bool`
+        Subtract the serial overscan (turn off only when the bias carries the full offset).
+    do_interpolate : `bool`
+        Interpolate over ``BAD`` pixels along rows (they stay masked ``BAD``, and are marked ``INTRP``).
+    overscan_smooth_rows : `int`
+        Median-filter length (rows) of the per-row overscan levels.
+    saturation_grow : `int`
+        Growth (pixels) of the saturation mask.
+    min_flat : `float`
+        Flat values below this are treated as defects (``BAD``).
+
+    Returns
+    -------
+    exposure : `opendrp.image.Exposure`
+        Image in electrons, mask (``SAT``, ``BAD``, ``INTRP``), variance in electrons**2; metadata copied
+        from the raw header (including ``EXPTIME`` in s) with ``BUNIT = "electron"``.
+    """
+    for calib, name in ((bias, "bias"), (dark, "dark"), (flat, "flat")):
+        _check_calib(calib, detector, name)
+    image, saturated = assemble_ccd(
+        raw,
+        detector,
+        do_overscan=do_overscan,
+        overscan_smooth_rows=overscan_smooth_rows,
+        saturation_grow=saturation_grow,
+    )
+    meta = raw_metadata(raw)
+    mask = np.zeros(detector.shape, dtype=np.int32)
+    mask[saturated] |= _SAT
+    if bias is not None:
+        image -= bias.image.astype(np.float32, copy=False)
+        mask |= bias.mask & _BAD
+    if dark is not None:
+        image -= np.float32(meta["EXPTIME"]) * dark.image.astype(np.float32, copy=False)
+        mask |= dark.mask & _BAD
+    variance = np.maximum(image, 0.0, dtype=np.float32)
+    variance += read_noise_image(detector)
+    if flat is not None:
+        f = flat.image.astype(np.float32, copy=True)
+        bad_flat = ~(f > min_flat) | ((flat.mask & _BAD) != 0)
+        f[bad_flat] = 1.0
+        image /= f
+        variance /= f * f
+        mask[bad_flat] |= _BAD
+    bad = (mask & _BAD) != 0
+    if do_interpolate and bad.any():
+        image = interpolate_rows(image, bad)
+        variance = interpolate_rows(variance, bad)
+        mask[bad] |= _INTRP
+    meta.update(
+        {
+            "BUNIT": "electron",
+            "ISR_OVSC": bool(do_overscan),
+            "ISR_BIAS": bias is not None,
+            "ISR_DARK": dark is not None,
+            "ISR_FLAT": flat is not None,
+        }
+    )
+    return Exposure(image=image, mask=mask, variance=variance, metadata=meta)
