@@ -137,6 +137,21 @@ def write_html(path: Path, metrics: dict[str, Any]) -> None:
         parts.append("<h3>Astrometry</h3>")
         parts.append(_per_band_table(ref["astrometry"], bands, _AST_KEYS))
 
+    src = metrics.get("sources")
+    if src:
+        sb = list(src)
+        parts.append(f"<h2>Single-visit sources vs truth (true stars, S/N &gt; {snr:g})</h2>")
+        rows = [
+            ["sources / matched to truth"]
+            + [f"{_fmt(src[b]['n_sources'])} / {_fmt(src[b]['n_matched'])}" for b in sb]
+        ]
+        rows.append(["repeatability (median per-star rms)"] + [_fmt(src[b]["repeatability"]) for b in sb])
+        parts.append(_table(["quantity"] + [escape(b) for b in sb], rows))
+        parts.append("<h3>Photometry</h3>")
+        parts.append(_per_band_table({b: src[b]["photometry"] for b in sb}, sb, _PHOT_KEYS))
+        parts.append("<h3>Astrometry</h3>")
+        parts.append(_per_band_table({b: src[b]["astrometry"] for b in sb}, sb, _AST_KEYS))
+
     figures: dict[str, str] = metrics.get("figures", {})
     if figures:
         parts.append("<h2>Figures</h2>")

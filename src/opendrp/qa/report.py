@@ -18,7 +18,9 @@ import opendrp
 from opendrp.errors import ConfigurationError
 
 from ._footprint import OccupancyFootprint
+from ._json import astrometry_json, clean, curve_json, photometry_json, q
 from ._match import match_catalogs
+from ._sources import source_metrics, source_tables
 from ._stats import flux_to_mag, sky_offsets_mas
 from ._tables import TableInput, as_bool, as_float, load_table, require_columns
 from .config import QAConfig
@@ -54,57 +56,6 @@ class _BandPlotData:
     ddec_mas: NDArray[np.float64]
     curves: dict[str, CompletenessCurve] = field(default_factory=dict)
     limits: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def _q(value: Any, unit: str) -> dict[str, Any]:
-    """A quantity for metrics.json: ``{"value": ..., "unit": ...}`` with NaN written as null."""
-    return {"value": _clean(value), "unit": unit}
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _photometry_json(s: PhotometryStats, snr_min: float) -> dict[str, Any]:
-    return {
-        "n": _q(s.n, "count"),
-        "snr_min": _q(snr_min, ""),
-        "offset_median": _q(s.offset_median, "fraction"),
-        "offset_scatter": _q(s.offset_scatter, "fraction"),
-        "normalized_median": _q(s.normalized_median, "sigma"),
-        "normalized_scatter": _q(s.normalized_scatter, "sigma"),
-        "mag_offset_median": _q(s.mag_offset_median, "mmag"),
-    }
-
-
-def _astrometry_json(s: AstrometryStats, snr_min: float) -> dict[str, Any]:
-    return {
-        "n": _q(s.n, "count"),
-        "snr_min": _q(snr_min, ""),
-        "dra_median": _q(s.dra_median, "mas"),
-        "ddec_median": _q(s.ddec_median, "mas"),
-        "dra_scatter": _q(s.dra_scatter, "mas"),
-        "ddec_scatter": _q(s.ddec_scatter, "mas"),
-        "coord_scatter": _q(s.coord_scatter, "mas"),
-    }
-
-
-def _curve_json(curve: CompletenessCurve, mag_50: float, mag_90: float) -> dict[str, Any]:
-    return {
-        "n_truth": _q(curve.n_truth, "count"),
-        "n_matched": _q(curve.n_matched, "count"),
-        "completeness": _q(curve.completeness, "fraction"),
-        "mag_50": _q(mag_50, "mag"),
-        "mag_90": _q(mag_90, "mag"),
-    }
 
 
 def _find_bands(
@@ -155,7 +106,7 @@ def _check(
         "name": name,
         "band": band,
         "metric": metric,
-        "value": _clean(float(value)),
+        "value": clean(float(value)),
         "threshold": threshold,
         "unit": unit,
         "comparison": "abs(value) < threshold" if absolute else "value < threshold",
@@ -225,6 +176,7 @@ def run_qa(
     truth: TableInput,
     *,
     refcat: TableInput | None = None,
+    sources: TableInput | dict[str, TableInput] | None = None,
     bands: list[str] | None = None,
     outdir: str | os.PathLike[str],
     config: QAConfig | None = None,
@@ -245,6 +197,11 @@ def run_qa(
     refcat : path, `pandas.DataFrame` or `astropy.table.Table`, optional
         Reference catalog with ``id, coord_ra, coord_dec`` (deg) and ``{band}_flux, {band}_fluxErr`` (nJy)
         for the bands it has.
+    sources : path, table, or `dict` of band -> table, optional
+        Single-visit Source table(s) with ``coord_ra, coord_dec`` (deg), ``psfFlux, psfFluxErr`` (nJy),
+        and a ``band`` column if a single table is given. Reported (no checks): photometry and astrometry of
+        true stars with S/N > ``snr_min``, and the repeatability (median per-star rms of the single-visit
+        magnitudes).
     bands : `list` of `str`, optional
         Bands to evaluate; default: every band with ``{band}_psfFlux`` in the Object table and ``{band}_flux``
         in the truth.
@@ -298,6 +255,11 @@ def run_qa(
             expected="reference positions in deg",
         )
 
+    src_tables: dict[str, pd.DataFrame] | None = None
+    src_label: str | None = None
+    if sources is not None:
+        src_tables, src_label = source_tables(sources, band_list)
+
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -319,27 +281,28 @@ def run_qa(
         "schema_version": METRICS_SCHEMA_VERSION,
         "opendrp_version": opendrp.__version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "inputs": {"object_table": obj_label, "truth": tru_label, "refcat": ref_label},
+        "inputs": {"object_table": obj_label, "truth": tru_label, "refcat": ref_label, "sources": src_label},
         "config": cfg.to_dict(),
         "bands": band_list,
         "summary": {
-            "n_objects": _q(n_objects, "count"),
-            "n_primary": _q(len(prim), "count"),
-            "n_truth": _q(len(tru), "count"),
-            "n_truth_in_footprint": _q(int(in_fp.sum()), "count"),
-            "n_matched": _q(int(i_obj.size), "count"),
-            "matched_fraction": _q(i_obj.size / len(prim) if len(prim) else float("nan"), "fraction"),
-            "truth_matched_fraction": _q(
+            "n_objects": q(n_objects, "count"),
+            "n_primary": q(len(prim), "count"),
+            "n_truth": q(len(tru), "count"),
+            "n_truth_in_footprint": q(int(in_fp.sum()), "count"),
+            "n_matched": q(int(i_obj.size), "count"),
+            "matched_fraction": q(i_obj.size / len(prim) if len(prim) else float("nan"), "fraction"),
+            "truth_matched_fraction": q(
                 truth_matched[in_fp].sum() / in_fp.sum() if in_fp.any() else float("nan"), "fraction"
             ),
-            "footprint_area": _q(footprint.area_deg2, "deg2"),
-            "match_radius": _q(cfg.match_radius_arcsec, "arcsec"),
+            "footprint_area": q(footprint.area_deg2, "deg2"),
+            "match_radius": q(cfg.match_radius_arcsec, "arcsec"),
         },
         "completeness": {},
         "photometry": {},
         "astrometry": {},
         "refcat": None,
         "star_galaxy": None,
+        "sources": None,
         "checks": [],
         "ok": False,
     }
@@ -349,7 +312,7 @@ def run_qa(
     for b in band_list:
         t_mag = flux_to_mag(as_float(tru, f"{b}_flux"))
         edges = magnitude_bins(t_mag[in_fp], width=cfg.mag_bin_width, mag_range=cfg.mag_range)
-        comp: dict[str, Any] = {"mag_bin_edges": _q(edges, "mag")}
+        comp: dict[str, Any] = {"mag_bin_edges": q(edges, "mag")}
         curves: dict[str, CompletenessCurve] = {}
         limits: dict[str, dict[str, float]] = {}
         for cls, sel in (("star", t_star), ("galaxy", ~t_star), ("all", np.ones_like(t_star))):
@@ -359,7 +322,7 @@ def run_qa(
                 "mag_50": completeness_limit(curve, level=0.5, min_count=cfg.min_bin_count),
                 "mag_90": completeness_limit(curve, level=0.9, min_count=cfg.min_bin_count),
             }
-            comp[cls] = _curve_json(curve, lim["mag_50"], lim["mag_90"])
+            comp[cls] = curve_json(curve, lim["mag_50"], lim["mag_90"])
             curves[cls], limits[cls] = curve, lim
         metrics["completeness"][b] = comp
 
@@ -371,8 +334,8 @@ def run_qa(
         ast = astrometry_stats(
             p_ra[i_obj][bright], p_dec[i_obj][bright], t_ra[i_tru][bright], t_dec[i_tru][bright]
         )
-        metrics["photometry"][b] = _photometry_json(phot, cfg.snr_min)
-        metrics["astrometry"][b] = _astrometry_json(ast, cfg.snr_min)
+        metrics["photometry"][b] = photometry_json(phot, cfg.snr_min)
+        metrics["astrometry"][b] = astrometry_json(ast, cfg.snr_min)
         checks += _band_checks("", b, phot, ast, cfg, "truth")
 
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -396,11 +359,11 @@ def run_qa(
         sel = ref_snr > cfg.snr_min_star_galaxy
         sg = star_galaxy_stats(m_star[sel], as_float(prim, "refExtendedness")[i_obj][sel])
         metrics["star_galaxy"] = {
-            "snr_min": _q(cfg.snr_min_star_galaxy, ""),
-            "n_star": _q(sg.n_star, "count"),
-            "n_galaxy": _q(sg.n_galaxy, "count"),
-            "star_fraction_correct": _q(sg.star_fraction_correct, "fraction"),
-            "galaxy_fraction_correct": _q(sg.galaxy_fraction_correct, "fraction"),
+            "snr_min": q(cfg.snr_min_star_galaxy, ""),
+            "n_star": q(sg.n_star, "count"),
+            "n_galaxy": q(sg.n_galaxy, "count"),
+            "star_fraction_correct": q(sg.star_fraction_correct, "fraction"),
+            "galaxy_fraction_correct": q(sg.galaxy_fraction_correct, "fraction"),
         }
 
     # --- reference catalog -------------------------------------------------------------------------------
@@ -413,8 +376,8 @@ def run_qa(
             point = np.ones(j_obj.size, bool)
         ref_bands = [b for b in band_list if f"{b}_flux" in ref.columns]
         refm: dict[str, Any] = {
-            "n_refcat": _q(len(ref), "count"),
-            "n_matched": _q(int(j_obj.size), "count"),
+            "n_refcat": q(len(ref), "count"),
+            "n_matched": q(int(j_obj.size), "count"),
             "bands": ref_bands,
             "selection": "matched primary objects with refExtendedness == 0 (if present) and S/N > snr_min",
             "photometry": {},
@@ -425,17 +388,27 @@ def run_qa(
             ast = astrometry_stats(
                 p_ra[j_obj][bright], p_dec[j_obj][bright], r_ra[j_ref][bright], r_dec[j_ref][bright]
             )
-            refm["astrometry"][b] = _astrometry_json(ast, cfg.snr_min)
+            refm["astrometry"][b] = astrometry_json(ast, cfg.snr_min)
             if b in ref_bands:
                 phot = photometry_stats(
                     as_float(prim, f"{b}_psfFlux")[j_obj][bright],
                     as_float(prim, f"{b}_psfFluxErr")[j_obj][bright],
                     as_float(ref, f"{b}_flux")[j_ref][bright],
                 )
-                refm["photometry"][b] = _photometry_json(phot, cfg.snr_min)
+                refm["photometry"][b] = photometry_json(phot, cfg.snr_min)
                 if cfg.check_refcat:
                     checks += _band_checks("refcat ", b, phot, ast, cfg, "refcat")
         metrics["refcat"] = refm
+
+    if src_tables is not None and src_label is not None:
+        metrics["sources"] = source_metrics(
+            src_tables,
+            src_label,
+            truth=tru,
+            t_star=t_star,
+            radius_arcsec=cfg.match_radius_arcsec,
+            snr_min=cfg.snr_min,
+        )
 
     metrics["checks"] = checks
     metrics["ok"] = bool(checks) and all(c["passed"] for c in checks)
