@@ -1,0 +1,165 @@
+"""The Data Release Production as a sequence of steps over a repository.
+
+``calibs``: build master biases, certify them, then master flats (bias-corrected), certify them.
+``drp``: single-frame processing, warps and coadds, multi-band processing, the Object table.
+Each step is one pipeline run (one RUN collection) chained into the campaign's output collection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table, vstack
+from lsst.daf.butler import Butler, Timespan
+
+from ..errors import ConfigurationError, RepositoryError
+from ..repo.butler import calib_collection, defaults_chain, get_instrument_name, get_skymap, open_butler
+from .runner import RunReport, make_timestamp, run_pipeline
+
+__all__ = ["STEPS", "default_output", "drp_pipeline_path", "export_object_table", "run_drp"]
+
+_log = logging.getLogger(__name__)
+
+STEPS = ("calibs", "drp")
+
+
+def drp_pipeline_path() -> Path:
+    return Path(str(resources.files("opendrp.pipelines") / "DRP.yaml"))
+
+
+def default_output(instrument: str, campaign: str = "drp") -> str:
+    return f"{instrument}/runs/{campaign}"
+
+
+def _certify(butler: Butler, run: str, dataset_type: str, instrument: str) -> int:
+    refs = list(butler.query_datasets(dataset_type, collections=run, explain=False, limit=None))
+    if refs:
+        butler.registry.certify(calib_collection(instrument), refs, Timespan(None, None))
+    return len(refs)
+
+
+def _has_certified(butler: Butler, dataset_type: str, instrument: str) -> bool:
+    try:
+        refs = butler.query_datasets(
+            dataset_type, collections=calib_collection(instrument), find_first=False, explain=False, limit=1
+        )
+    except Exception:  # dataset type not registered yet
+        return False
+    return len(refs) > 0
+
+
+def _build_calibration(
+    repo: str, instrument: str, label: str, observation_type: str, dataset_type: str, progress: bool
+) -> RunReport | None:
+    butler = open_butler(repo)
+    if _has_certified(butler, dataset_type, instrument):
+        _log.info("certified %s calibrations exist; not rebuilding them", dataset_type)
+        return None
+    n_exp = butler.query_dimension_records(
+        "exposure",
+        where=f"exposure.observation_type = '{observation_type}'",
+        instrument=instrument,
+        explain=False,
+    )
+    if not n_exp:
+        _log.warning("no %s exposures ingested: %s will not be applied", observation_type, dataset_type)
+        return None
+    run = f"{instrument}/calib/build/{dataset_type}/{make_timestamp()}"
+    report = run_pipeline(
+        repo,
+        drp_pipeline_path(),
+        labels=[label],
+        where=f"instrument = '{instrument}' AND exposure.observation_type = '{observation_type}'",
+        inputs=[defaults_chain(instrument)],
+        output=f"{instrument}/calib/build",
+        output_run=run,
+        progress=progress,
+        description=f"{label}",
+    )
+    wbutler = open_butler(repo, writeable=True)
+    n = _certify(wbutler, report.output_run, dataset_type, instrument)
+    _log.info("certified %d %s datasets into %s", n, dataset_type, calib_collection(instrument))
+    return report
+
+
+def run_drp(
+    repo: str | Path,
+    *,
+    steps: Sequence[str] = STEPS,
+    output: str | None = None,
+    where: str = "",
+    instrument: str | None = None,
+    progress: bool = True,
+) -> list[RunReport]:
+    """Run the Data Release Production over everything ingested in ``repo``.
+
+    Parameters
+    ----------
+    steps : sequence of `str`
+        Among ``calibs`` and ``drp``, in that order.
+    output : `str`, optional
+        Output chain (default ``{instrument}/runs/drp``).
+    where : `str`
+        Extra data query restricting the ``drp`` step (e.g. ``"band IN ('g', 'r')"``).
+    """
+    repo = str(repo)
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ConfigurationError(f"unknown step(s) {unknown}", fix=f"steps are {list(STEPS)}")
+    butler = open_butler(repo)
+    inst = get_instrument_name(butler, instrument)
+    skymap = get_skymap(butler)
+    output = output or default_output(inst)
+    reports: list[RunReport] = []
+    if "calibs" in steps:
+        for label, obs_type, dtype in (("cpBias", "bias", "bias"), ("cpFlat", "flat", "flat")):
+            rep = _build_calibration(repo, inst, label, obs_type, dtype, progress)
+            if rep is not None:
+                reports.append(rep)
+    if "drp" in steps:
+        do_bias = _has_certified(open_butler(repo), "bias", inst)
+        do_flat = _has_certified(open_butler(repo), "flat", inst)
+        overrides = {"calibrateImage": {"do_bias": do_bias, "do_flat": do_flat}}
+        query = f"instrument = '{inst}' AND skymap = '{skymap.name}'"
+        if where:
+            query += f" AND ({where})"
+        reports.append(
+            run_pipeline(
+                repo,
+                drp_pipeline_path(),
+                labels=["drp"],
+                where=query,
+                inputs=[defaults_chain(inst)],
+                output=output,
+                config_overrides=overrides,
+                progress=progress,
+                description="drp",
+            )
+        )
+    return reports
+
+
+def export_object_table(repo: str | Path, collection: str, path: str | Path) -> Table:
+    """Write the union of the ``objectTable_tract`` datasets of a collection to one parquet file."""
+    butler = open_butler(repo, collections=[collection])
+    refs = list(butler.query_datasets("objectTable_tract", collections=collection, explain=False, limit=None))
+    if not refs:
+        raise RepositoryError(
+            "no objectTable_tract in the collection", where=collection, fix="run `opendrp run` first"
+        )
+    tables = [butler.get(ref) for ref in refs]
+    table = vstack(tables, join_type="outer", metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    for col in table.colnames:  # masked cells of outer joins become NaN / False
+        if hasattr(table[col], "mask") and np.any(table[col].mask):
+            fill = False if table[col].dtype == bool else (np.nan if table[col].dtype.kind == "f" else 0)
+            table[col] = table[col].filled(fill)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.write(tmp, format="parquet", overwrite=True)
+    tmp.replace(path)
+    return table

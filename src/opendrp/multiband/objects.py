@@ -1,0 +1,196 @@
+"""Multi-band processing on coadds: merge detections across bands, flag primaries, build the Object table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from astropy.table import Table
+from scipy.spatial import cKDTree
+
+from ..skymap import PatchInfo, RingsSkyMap, TractInfo
+
+__all__ = [
+    "PATCH_BITS",
+    "SOURCE_BITS",
+    "make_object_id",
+    "make_object_table",
+    "merge_detections",
+    "primary_flags",
+    "reference_band",
+]
+
+SOURCE_BITS = 20  #: bits of the per-patch object index in objectId
+PATCH_BITS = 11  #: bits of the patch id in objectId
+
+
+def make_object_id(tract: int, patch: int, index: np.ndarray) -> np.ndarray:
+    """Unique 64-bit object ids: ``tract << 31 | patch << 20 | index``."""
+    index = np.asarray(index, dtype=np.int64)
+    if patch >= 1 << PATCH_BITS or (index.size and index.max() >= 1 << SOURCE_BITS):
+        raise ValueError(f"patch {patch} or object index too large for the objectId layout")
+    return (np.int64(tract) << (PATCH_BITS + SOURCE_BITS)) | (np.int64(patch) << SOURCE_BITS) | index
+
+
+def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 2.0) -> Table:
+    """Merge per-band detection catalogs into one list of objects.
+
+    Detections closer than ``radius_pixels`` (in the common patch frame) are linked transitively
+    (friends-of-friends); each merged object takes the position of its highest-S/N detection.
+
+    Parameters
+    ----------
+    detections : mapping of band -> `Table`
+        Each with ``x``, ``y`` (patch pixels) and ``sn`` (detection significance).
+
+    Returns
+    -------
+    merged : `Table`
+        ``x``, ``y``, ``detect_band`` (band of the best detection), ``detect_sn``, ``n_bands``,
+        and ``detected_{band}`` flags.
+    """
+    bands = list(detections)
+    xs, ys, sns, band_idx = [], [], [], []
+    for k, band in enumerate(bands):
+        t = detections[band]
+        xs.append(np.asarray(t["x"], float))
+        ys.append(np.asarray(t["y"], float))
+        sns.append(np.asarray(t["sn"], float))
+        band_idx.append(np.full(len(t), k))
+    if not xs or sum(len(a) for a in xs) == 0:
+        out = Table({"x": np.zeros(0), "y": np.zeros(0), "detect_sn": np.zeros(0), "n_bands": np.zeros(0, int)})
+        out["detect_band"] = np.zeros(0, dtype="U8")
+        for band in bands:
+            out[f"detected_{band}"] = np.zeros(0, bool)
+        return out
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    sn, bi = np.concatenate(sns), np.concatenate(band_idx)
+    # friends-of-friends groups through union-find over close pairs
+    parent = np.arange(x.size)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(radius_pixels, output_type="ndarray")
+    for i, j in pairs:
+        ri, rj = find(int(i)), find(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(x.size)])
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(roots):
+        groups.setdefault(int(r), []).append(i)
+    best, n_bands, flags = [], [], {b: [] for b in bands}
+    for members in groups.values():
+        m = np.asarray(members)
+        best.append(int(m[np.argmax(sn[m])]))
+        present = set(bi[m].tolist())
+        n_bands.append(len(present))
+        for k, b in enumerate(bands):
+            flags[b].append(k in present)
+    best_a = np.asarray(best)
+    order = np.lexsort((x[best_a], y[best_a]))  # deterministic order: by row, then column
+    best_a = best_a[order]
+    out = Table(
+        {
+            "x": x[best_a],
+            "y": y[best_a],
+            "detect_sn": sn[best_a],
+            "n_bands": np.asarray(n_bands)[order],
+        }
+    )
+    out["detect_band"] = np.array([bands[k] for k in bi[best_a]], dtype="U8")
+    for b in bands:
+        out[f"detected_{b}"] = np.asarray(flags[b], bool)[order]
+    return out
+
+
+def primary_flags(
+    ra: np.ndarray, dec: np.ndarray, x: np.ndarray, y: np.ndarray, *, patch: PatchInfo, tract: TractInfo,
+    skymap: RingsSkyMap,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(isPatchInner, isTractInner, isPrimary)`` of objects at patch pixels (x, y) / sky (ra, dec).
+
+    An object is primary in exactly one patch of one tract: the patch whose inner region and the tract
+    whose inner region (the tract the sky map assigns the position to) contain it.
+    """
+    is_patch_inner = patch.contains_inner(x, y)
+    is_tract_inner = skymap.find_tract(ra, dec) == tract.id if len(ra) else np.zeros(0, bool)
+    return is_patch_inner, is_tract_inner, is_patch_inner & is_tract_inner
+
+
+def reference_band(sn: Mapping[str, np.ndarray], priority: list[str]) -> np.ndarray:
+    """Per object, the band with the highest PSF-flux S/N (ties broken by ``priority`` order)."""
+    bands = [b for b in priority if b in sn] + [b for b in sn if b not in priority]
+    stack = np.stack([np.nan_to_num(np.asarray(sn[b], float), nan=-np.inf) for b in bands])
+    return np.array(bands, dtype="U8")[np.argmax(stack, axis=0)]
+
+
+#: per-band columns copied from the forced measurement into the Object table
+BAND_COLUMNS = (
+    "psfFlux",
+    "psfFluxErr",
+    "psfFlux_flag",
+    "kronFlux",
+    "kronFluxErr",
+    "kronRad",
+    "ap06Flux",
+    "ap06FluxErr",
+    "ap09Flux",
+    "ap09FluxErr",
+    "ap12Flux",
+    "ap12FluxErr",
+    "calibFlux",
+    "calibFluxErr",
+    "ixx",
+    "iyy",
+    "ixy",
+    "ixxPSF",
+    "iyyPSF",
+    "ixyPSF",
+    "extendedness",
+    "pixelFlags_saturated",
+    "pixelFlags_edge",
+    "pixelFlags_bad",
+)
+
+
+def make_object_table(merged: Table, forced: Mapping[str, Table], *, band_priority: list[str]) -> Table:
+    """Join per-band forced measurements (rows aligned with ``merged``) into one wide Object table.
+
+    ``merged`` carries ``objectId``, ``coord_ra``, ``coord_dec``, ``x``, ``y``, ``tract``, ``patch`` and the
+    ``detect_is*`` flags; each ``forced[band]`` has the measurement columns (Rubin names, nJy).
+    """
+    out = Table()
+    for col in ("objectId", "coord_ra", "coord_dec", "x", "y", "tract", "patch"):
+        out[col] = merged[col]
+    for col in ("detect_isPrimary", "detect_isPatchInner", "detect_isTractInner", "detect_band", "n_bands"):
+        if col in merged.colnames:
+            out[col] = merged[col]
+    sn = {}
+    for band, table in forced.items():
+        if len(table) != len(merged):
+            raise ValueError(f"forced catalog of band {band} has {len(table)} rows, merged has {len(merged)}")
+        for col in BAND_COLUMNS:
+            if col in table.colnames:
+                out[f"{band}_{col}"] = table[col]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sn[band] = np.asarray(table["psfFlux"], float) / np.asarray(table["psfFluxErr"], float)
+    if forced:
+        ref = reference_band(sn, band_priority)
+        out["refBand"] = ref
+        ext = np.full(len(merged), np.nan)
+        for band, table in forced.items():
+            if "extendedness" in table.colnames:
+                sel = ref == band
+                ext[sel] = np.asarray(table["extendedness"], float)[sel]
+        out["refExtendedness"] = ext
+    for col in ("coord_ra", "coord_dec"):
+        out[col].unit = "deg"
+    for col in out.colnames:
+        if col.endswith(("Flux", "FluxErr")):
+            out[col].unit = "nJy"
+    return out

@@ -1,0 +1,1 @@
+"""Pipeline definitions (``DRP.yaml``)."""

@@ -1,0 +1,251 @@
+"""Multi-band processing: detect on each band's coadd, merge, forced photometry, the Object table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lsst.pex.config as pex_config
+import lsst.pipe.base as pipe_base
+import lsst.pipe.base.connectionTypes as ct
+import numpy as np
+from astropy.table import Table, vstack
+
+from ..detection import detect_sources
+from ..image import Exposure
+from ..measurement import measure_sources
+from ..multiband import make_object_id, make_object_table, merge_detections, primary_flags
+from ..skymap import RingsSkyMap
+from ._base import translate_errors
+
+__all__ = [
+    "ConsolidateObjectTableTask",
+    "DetectCoaddTask",
+    "ForcedPhotCoaddTask",
+    "MergeDetectionsTask",
+    "WriteObjectTableTask",
+]
+
+_PATCH_BAND = ("skymap", "tract", "patch", "band")
+_PATCH = ("skymap", "tract", "patch")
+
+
+# ------------------------------------------------------------------------------------------------ detect
+class DetectCoaddConnections(pipe_base.PipelineTaskConnections, dimensions=_PATCH_BAND):
+    coadd = ct.Input(doc="Coadd.", name="deepCoadd", storageClass="DrpExposure", dimensions=_PATCH_BAND)
+    detections = ct.Output(
+        doc="Detections on the coadd (patch pixels, significance).",
+        name="deepCoadd_det",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH_BAND,
+    )
+
+
+class DetectCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=DetectCoaddConnections):
+    threshold = pex_config.Field[float](doc="Detection threshold (sigma).", default=5.0)
+    min_area = pex_config.Field[int](doc="Minimum footprint area (pixels).", default=5)
+
+
+class DetectCoaddTask(pipe_base.PipelineTask):
+    """Detect sources on a coadd."""
+
+    ConfigClass = DetectCoaddTaskConfig
+    _DefaultName = "detectCoadd"
+    config: DetectCoaddTaskConfig
+
+    def run(self, *, coadd: Exposure) -> pipe_base.Struct:
+        det = detect_sources(
+            coadd.image, coadd.variance, coadd.mask, threshold=self.config.threshold, min_area=self.config.min_area
+        )
+        if "sn" not in det.colnames:
+            raise pipe_base.InvalidQuantumError("detect_sources must return an 'sn' column")
+        self.metadata["n_detections"] = len(det)
+        return pipe_base.Struct(detections=det)
+
+
+# ------------------------------------------------------------------------------------------------ merge
+class MergeDetectionsConnections(pipe_base.PipelineTaskConnections, dimensions=_PATCH):
+    detections = ct.Input(
+        doc="Per-band detections.",
+        name="deepCoadd_det",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH_BAND,
+        multiple=True,
+        deferLoad=True,
+    )
+    sky_map = ct.PrerequisiteInput(
+        doc="The sky map.", name="skyMap", storageClass="DrpSkyMap", dimensions=("skymap",)
+    )
+    merged = ct.Output(
+        doc="Detections merged across bands, with objectId, sky positions and primary flags.",
+        name="deepCoadd_mergeDet",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH,
+    )
+
+
+class MergeDetectionsTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=MergeDetectionsConnections):
+    match_radius = pex_config.Field[float](doc="Linking radius across bands (pixels).", default=2.0)
+
+
+class MergeDetectionsTask(pipe_base.PipelineTask):
+    """Merge the bands' detections into objects and flag the primary ones."""
+
+    ConfigClass = MergeDetectionsTaskConfig
+    _DefaultName = "mergeDetections"
+    config: MergeDetectionsTaskConfig
+
+    def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
+        inputs = butlerQC.get(inputRefs)
+        data_id = butlerQC.quantum.dataId
+        detections = {str(h.dataId["band"]): h.get() for h in inputs["detections"]}
+        with translate_errors():
+            outputs = self.run(
+                detections=detections,
+                sky_map=inputs["sky_map"],
+                tract=int(data_id["tract"]),
+                patch=int(data_id["patch"]),
+            )
+        butlerQC.put(outputs, outputRefs)
+
+    def run(
+        self, *, detections: dict[str, Table], sky_map: RingsSkyMap, tract: int, patch: int
+    ) -> pipe_base.Struct:
+        merged = merge_detections(detections, radius_pixels=self.config.match_radius)
+        tract_info = sky_map.tract(tract)
+        patch_info = tract_info.patch(patch)
+        x, y = np.asarray(merged["x"], float), np.asarray(merged["y"], float)
+        if len(merged):
+            ra, dec = patch_info.wcs.all_pix2world(x, y, 0)
+        else:
+            ra, dec = np.zeros(0), np.zeros(0)
+        merged["objectId"] = make_object_id(tract, patch, np.arange(len(merged)))
+        merged["coord_ra"], merged["coord_dec"] = ra, dec
+        merged["tract"], merged["patch"] = tract, patch
+        inner_p, inner_t, primary = primary_flags(ra, dec, x, y, patch=patch_info, tract=tract_info, skymap=sky_map)
+        merged["detect_isPatchInner"] = inner_p
+        merged["detect_isTractInner"] = inner_t
+        merged["detect_isPrimary"] = primary
+        self.metadata["n_objects"] = len(merged)
+        self.metadata["n_primary"] = int(np.count_nonzero(primary))
+        return pipe_base.Struct(merged=merged)
+
+
+# ------------------------------------------------------------------------------------------------ forced
+class ForcedPhotCoaddConnections(pipe_base.PipelineTaskConnections, dimensions=_PATCH_BAND):
+    coadd = ct.Input(doc="Coadd.", name="deepCoadd", storageClass="DrpExposure", dimensions=_PATCH_BAND)
+    merged = ct.Input(
+        doc="Merged detections.", name="deepCoadd_mergeDet", storageClass="ArrowAstropy", dimensions=_PATCH
+    )
+    forced = ct.Output(
+        doc="Forced measurement at the merged positions (nJy).",
+        name="deepCoadd_forced_src",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH_BAND,
+    )
+
+
+class ForcedPhotCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=ForcedPhotCoaddConnections):
+    pass
+
+
+class ForcedPhotCoaddTask(pipe_base.PipelineTask):
+    """Measure every merged object in one band's coadd at its fixed position."""
+
+    ConfigClass = ForcedPhotCoaddTaskConfig
+    _DefaultName = "forcedPhotCoadd"
+    config: ForcedPhotCoaddTaskConfig
+
+    def run(self, *, coadd: Exposure, merged: Table) -> pipe_base.Struct:
+        if coadd.psf is None:
+            raise pipe_base.InvalidQuantumError("coadd has no PSF")
+        forced = measure_sources(
+            coadd.image,
+            coadd.variance,
+            coadd.mask,
+            coadd.psf,
+            np.asarray(merged["x"], float),
+            np.asarray(merged["y"], float),
+            centroid=False,
+        )
+        forced["objectId"] = merged["objectId"]
+        return pipe_base.Struct(forced=forced)
+
+
+# ------------------------------------------------------------------------------------------------ objects
+class WriteObjectTableConnections(pipe_base.PipelineTaskConnections, dimensions=_PATCH):
+    forced = ct.Input(
+        doc="Per-band forced measurements.",
+        name="deepCoadd_forced_src",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH_BAND,
+        multiple=True,
+        deferLoad=True,
+    )
+    merged = ct.Input(
+        doc="Merged detections.", name="deepCoadd_mergeDet", storageClass="ArrowAstropy", dimensions=_PATCH
+    )
+    objects = ct.Output(
+        doc="Object table of the patch (one row per object, per-band columns).",
+        name="objectTable",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH,
+    )
+
+
+class WriteObjectTableTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=WriteObjectTableConnections):
+    band_priority = pex_config.ListField[str](
+        doc="Band order that breaks ties when choosing the reference band.",
+        default=["i", "r", "z", "y", "g", "u"],
+    )
+
+
+class WriteObjectTableTask(pipe_base.PipelineTask):
+    """Join the bands' forced measurements into the patch's Object table."""
+
+    ConfigClass = WriteObjectTableTaskConfig
+    _DefaultName = "writeObjectTable"
+    config: WriteObjectTableTaskConfig
+
+    def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
+        inputs = butlerQC.get(inputRefs)
+        forced = {str(h.dataId["band"]): h.get() for h in inputs["forced"]}
+        outputs = self.run(forced=forced, merged=inputs["merged"])
+        butlerQC.put(outputs, outputRefs)
+
+    def run(self, *, forced: dict[str, Table], merged: Table) -> pipe_base.Struct:
+        bands = sorted(forced)
+        objects = make_object_table(merged, {b: forced[b] for b in bands}, band_priority=list(self.config.band_priority))
+        return pipe_base.Struct(objects=objects)
+
+
+class ConsolidateObjectTableConnections(pipe_base.PipelineTaskConnections, dimensions=("skymap", "tract")):
+    objects = ct.Input(
+        doc="Per-patch Object tables.",
+        name="objectTable",
+        storageClass="ArrowAstropy",
+        dimensions=_PATCH,
+        multiple=True,
+    )
+    tract_objects = ct.Output(
+        doc="The tract's Object table.", name="objectTable_tract", storageClass="ArrowAstropy",
+        dimensions=("skymap", "tract"),
+    )
+
+
+class ConsolidateObjectTableTaskConfig(
+    pipe_base.PipelineTaskConfig, pipelineConnections=ConsolidateObjectTableConnections
+):
+    pass
+
+
+class ConsolidateObjectTableTask(pipe_base.PipelineTask):
+    """Concatenate the patches' Object tables of a tract."""
+
+    ConfigClass = ConsolidateObjectTableTaskConfig
+    _DefaultName = "consolidateObjectTable"
+    config: ConsolidateObjectTableTaskConfig
+
+    def run(self, *, objects: list[Table]) -> pipe_base.Struct:
+        table = vstack(objects, join_type="outer", metadata_conflicts="silent")
+        self.metadata["n_objects"] = len(table)
+        return pipe_base.Struct(tract_objects=table)
