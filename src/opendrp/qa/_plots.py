@@ -49,6 +49,13 @@ def _flux_residuals(path: Path, data: dict[str, _BandPlotData], cfg: QAConfig) -
             label=f"stars, S/N > {cfg.snr_min:g} (n={int(sel.sum())})",
             rasterized=True,
         )
+        if fin.any():
+            edges = np.arange(np.floor(d.star_mag_true[fin].min()), d.star_mag_true[fin].max() + 0.5, 0.5)
+            which = np.digitize(d.star_mag_true[fin], edges)
+            yb = y[fin]
+            cen = [0.5 * (edges[k - 1] + edges[k]) for k in range(1, edges.size) if np.sum(which == k) >= 5]
+            binned = [np.median(yb[which == k]) for k in range(1, edges.size) if np.sum(which == k) >= 5]
+            ax.plot(cen, binned, "k-o", ms=3, lw=1, label="median in 0.5 mag bins (all stars)")
         lim = 100.0 * cfg.max_abs_flux_offset
         ax.axhspan(-lim, lim, color="C2", alpha=0.12, label=f"+/- {lim:g}% (offset threshold)")
         ax.axhline(0.0, c="k", lw=0.8)
