@@ -1,0 +1,5 @@
+"""The ``opendrp`` command-line interface."""
+
+from .main import cli, main
+
+__all__ = ["cli", "main"]

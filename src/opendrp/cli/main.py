@@ -1,0 +1,273 @@
+"""The ``opendrp`` command: simulate, init, ingest, run, qa, demo.
+
+Every command prints one clear line (what, where, what to do) and exits non-zero on bad input; no
+traceback for user errors.  ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import OpenDRPError
+
+__all__ = ["main"]
+
+_log = logging.getLogger("opendrp")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # the middleware is chatty at INFO: keep it at WARNING unless -vv
+    for name in ("lsst", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+    import warnings
+
+    if verbose < 2:
+        warnings.filterwarnings("ignore", module="astropy")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn openDRP errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        try:
+            return func(*args, **kwargs)
+        except OpenDRPError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"error: {exc.one_line()}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="opendrp")
+def cli(verbose: int, debug: bool) -> None:
+    """openDRP: Data Release Production for wide-field imaging surveys.
+
+    Raw CCD images in; calibrated images, coadds, catalogs, provenance and a quality report out.
+    Typical use: `opendrp demo`, or simulate -> init -> ingest -> run -> qa.
+    """
+    _setup_logging(verbose)
+
+
+# ---------------------------------------------------------------------------------------------- simulate
+@cli.command()
+@click.argument("config", required=False)
+@click.argument("outdir", required=False, type=click.Path(file_okay=False))
+@click.option("--show-preset", metavar="NAME", help="Print a preset's complete YAML (ready to edit) and exit.")
+@click.option("-j", "--processes", type=int, default=None, help="Parallel processes (default: all cores).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@handle_errors
+def simulate(
+    config: str | None, outdir: str | None, show_preset: str | None, processes: int | None, no_progress: bool
+) -> None:
+    """Simulate a survey: raw files, calibration exposures, reference catalog and truth.
+
+    CONFIG is a simulation YAML or a preset name (tiny, small, ...); OUTDIR receives raw/, truth/, refcat/,
+    camera.yaml and sim_config.yaml.
+    """
+    from ..sim import load_sim_config, preset_yaml, simulate as run_simulation
+
+    if show_preset:
+        click.echo(preset_yaml(show_preset), nl=False)
+        return
+    if config is None or outdir is None:
+        raise click.UsageError("give CONFIG and OUTDIR (or --show-preset NAME)")
+    cfg = load_sim_config(config)
+    result = run_simulation(cfg, Path(outdir), processes=processes, progress=not no_progress)
+    click.echo(f"simulated into {outdir}: {result}")
+
+
+# ---------------------------------------------------------------------------------------------- init
+def _skymap_config_from(path: str | None) -> Any:
+    import yaml
+
+    from ..skymap import SkyMapConfig
+
+    if path is None:
+        return SkyMapConfig()
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise OpenDRPError(f"cannot read sky map config ({exc})", where=path) from exc
+    if isinstance(data, dict) and "skymap" in data:  # a simulation config: take its skymap section
+        data = data["skymap"]
+    return SkyMapConfig.from_dict(data)
+
+
+@cli.command()
+@click.argument("repo", type=click.Path(file_okay=False))
+@click.option("--camera", default="hsc", show_default=True, help="Camera: a built-in name or a camera YAML.")
+@click.option(
+    "--skymap-config", type=click.Path(dir_okay=False, exists=True),
+    help="Sky map YAML (or a simulation config with a skymap: section). Default: HSC-like rings.",
+)
+@click.option(
+    "--registry-db", metavar="URL",
+    help="Registry database URL, e.g. postgresql://user@host:5432/db (default: SQLite in REPO). "
+    "Passwords go in ~/.lsst/db-auth.yaml, not in the URL.",
+)
+@handle_errors
+def init(repo: str, camera: str, skymap_config: str | None, registry_db: str | None) -> None:
+    """Create a data repository with the camera and the sky map registered."""
+    from ..instrument import load_camera
+    from ..repo import create_repo
+
+    cam = load_camera(camera)
+    create_repo(repo, camera=cam, skymap_config=_skymap_config_from(skymap_config), registry_db=registry_db)
+    click.echo(f"created repository {repo} (instrument {cam.name}, {len(cam.detectors)} detectors)")
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+def _expand(paths: tuple[str, ...]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(sorted(path.rglob("*.fits")))
+        else:
+            out.append(path)
+    return out
+
+
+@cli.command()
+@click.argument("repo", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1)
+@click.option(
+    "--transfer", default="copy", show_default=True,
+    type=click.Choice(["copy", "link", "hardlink", "symlink", "relsymlink", "move", "direct"]),
+    help="How raw files enter the repository.",
+)
+@click.option("--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet to ingest.")
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None, no_progress: bool) -> None:
+    """Ingest raw files (and directories of them) and, optionally, a reference catalog.
+
+    Bad files are reported one per line and skipped; every good file is still ingested; the exit status is
+    non-zero if any file failed.
+    """
+    from astropy.table import Table
+    from tqdm import tqdm
+
+    from ..repo import ingest_raws, ingest_refcat, open_butler
+
+    butler = open_butler(repo, writeable=True)
+    if refcat:
+        n = ingest_refcat(butler, Table.read(refcat))
+        click.echo(f"reference catalog: {n} new shards")
+    paths = _expand(files)
+    if not paths:
+        if not refcat:
+            raise click.UsageError("no files to ingest")
+        return
+    with tqdm(total=len(paths), desc="ingest", unit="file", disable=no_progress) as bar:
+        report = ingest_raws(butler, paths, transfer=transfer, progress=bar.update)
+    for _path, reason in report.failed:
+        click.echo(f"error: {reason}", err=True)
+    click.echo(
+        f"ingested {len(report.ingested)} files ({len(report.exposures)} exposures, {len(report.visits)} visits); "
+        f"{len(report.skipped)} already present; {len(report.failed)} failed"
+    )
+    if report.failed:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- run
+@cli.command()
+@click.argument("repo", type=click.Path(file_okay=False))
+@click.option(
+    "--steps", default="calibs,drp", show_default=True, help="Comma-separated steps: calibs (bias, flat), drp."
+)
+@click.option("--output", help="Output collection (default: {instrument}/runs/drp).")
+@click.option("--where", default="", help="Extra data query for the drp step, e.g. \"band IN ('g','r')\".")
+@click.option("--export-objects", type=click.Path(dir_okay=False), help="Write the Object table here (parquet).")
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def run(repo: str, steps: str, output: str | None, where: str, export_objects: str | None, no_progress: bool) -> None:
+    """Run the Data Release Production on everything ingested in REPO."""
+    from ..execution import export_object_table, run_drp
+
+    reports = run_drp(repo, steps=[s.strip() for s in steps.split(",") if s.strip()], output=output, where=where,
+                      progress=not no_progress)
+    n_failed = 0
+    for rep in reports:
+        click.echo(rep.summary())
+        for o in rep.failed:
+            click.echo(f"  failed {o.task} {o.data_id}: {o.error}", err=True)
+        n_failed += len(rep.failed)
+    if export_objects and reports:
+        table = export_object_table(repo, reports[-1].output_chain, export_objects)
+        click.echo(f"Object table: {len(table)} rows -> {export_objects}")
+    if n_failed:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- qa
+@cli.command()
+@click.option("--objects", required=True, type=click.Path(dir_okay=False, exists=True), help="Object table parquet.")
+@click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True), help="Truth catalog parquet.")
+@click.option("--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet.")
+@click.option("--out", "outdir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@handle_errors
+def qa(objects: str, truth: str, refcat: str | None, outdir: str) -> None:
+    """Match the Object table to the truth (and reference catalog); write metrics.json and index.html."""
+    from ..qa import run_qa
+
+    metrics = run_qa(objects, truth, refcat=refcat, outdir=outdir)
+    _print_qa_summary(metrics, outdir)
+    if not metrics.get("ok", False):
+        sys.exit(1)
+
+
+def _print_qa_summary(metrics: dict[str, Any], outdir: str) -> None:
+    for check in metrics.get("checks", []):
+        value = check.get("value")
+        vtxt = "n/a" if value is None else f"{value:.4g}"
+        click.echo(
+            f"  [{check.get('status', '?'):>7}] {check.get('name')}: {vtxt} {check.get('unit', '')} "
+            f"({check.get('comparison', '')} {check.get('threshold')})"
+        )
+    click.echo(f"QA {'ok' if metrics.get('ok') else 'NOT ok'}: {outdir}/metrics.json, {outdir}/index.html")
+
+
+# ---------------------------------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--preset", default="small", show_default=True, help="Simulation preset.")
+@click.option("--sim-config", type=click.Path(dir_okay=False, exists=True), help="Simulation YAML (overrides --preset).")
+@click.option("--out", "outdir", default="demo_output", show_default=True, type=click.Path(file_okay=False))
+@click.option("-j", "--processes", type=int, default=None, help="Processes for the simulation.")
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def demo(preset: str, sim_config: str | None, outdir: str, processes: int | None, no_progress: bool) -> None:
+    """Simulate a survey, build a repository, run the whole DRP and its QA, and say where results are."""
+    from .demo import run_demo
+
+    ok = run_demo(
+        sim_config or preset, Path(outdir), processes=processes, progress=not no_progress, echo=click.echo
+    )
+    if not ok:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="opendrp")
+
+
+if __name__ == "__main__":
+    main()
