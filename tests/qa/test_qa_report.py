@@ -196,3 +196,18 @@ def test_bad_inputs_raise(survey, tmp_path):
         run_qa(survey.objects, survey.truth.rename(columns={"g_flux": "x", "r_flux": "y"}), outdir=tmp_path)
     with pytest.raises(ConfigurationError, match="QAConfig.match_radius_arcsec"):
         run_qa(survey.objects, survey.truth, outdir=tmp_path, config=QAConfig(match_radius_arcsec=0))
+
+
+def test_star_galaxy_uses_refband_also_as_bytes_from_fits(survey, tmp_path):
+    objects = survey.objects.copy()
+    objects["refBand"] = "r"
+    objects["r_psfFluxErr"] = objects["r_psfFlux"]  # S/N 1 in the reference band, g still bright
+    path = tmp_path / "object.fits"
+    Table.from_pandas(objects).write(path)  # refBand is stored as bytes in FITS
+    cfg = QAConfig(make_plots=False)
+    for obj in (objects, path):
+        m = run_qa(obj, survey.truth, bands=["g", "r"], outdir=tmp_path, config=cfg)
+        assert m["star_galaxy"]["n_star"]["value"] == 0
+    objects["refBand"] = "g"
+    m = run_qa(objects, survey.truth, outdir=tmp_path, config=cfg)
+    assert m["star_galaxy"]["n_star"]["value"] > 100

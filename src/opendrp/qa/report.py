@@ -163,7 +163,9 @@ def _reference_snr(obj: pd.DataFrame, snr: dict[str, NDArray[np.float64]]) -> ND
     best = np.fmax.reduce(np.vstack(list(snr.values())), axis=0)
     if "refBand" not in obj.columns:
         return best
-    ref_band = obj["refBand"].astype(str).to_numpy()
+    ref_band = np.array(
+        [v.decode() if isinstance(v, bytes) else str(v) for v in obj["refBand"].to_numpy()], dtype=object
+    )
     out = best.copy()
     for b, s in snr.items():
         sel = ref_band == b
