@@ -116,3 +116,15 @@ def test_occupancy_footprint():
     # The empty corner of the L (inside the convex hull) and a far point are outside.
     assert not fp.contains([30.17, 31.0], [0.17, 0.05]).any()
     assert abs(fp.area_deg2 - 0.03) < 0.004
+
+
+def test_occupancy_footprint_auto_cell_has_no_holes_at_low_density():
+    rng = np.random.default_rng(7)
+    ra, dec = rng.uniform(0, 0.2, 300), rng.uniform(0, 0.2, 300)  # ~2 objects / arcmin^2
+    probe_ra, probe_dec = rng.uniform(0.01, 0.19, 2000), rng.uniform(0.01, 0.19, 2000)
+    fixed = OccupancyFootprint.from_positions(ra, dec, cell_arcsec=60.0)
+    assert fixed.contains(probe_ra, probe_dec).mean() < 0.95  # Poisson holes
+    auto = OccupancyFootprint.from_positions(ra, dec)
+    assert abs(auto.cell_arcsec - np.sqrt(10 * 720.0**2 / 300)) < 5.0
+    assert auto.contains(probe_ra, probe_dec).mean() > 0.995
+    assert not auto.contains([0.5], [0.5])[0]

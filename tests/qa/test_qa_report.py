@@ -211,3 +211,11 @@ def test_star_galaxy_uses_refband_also_as_bytes_from_fits(survey, tmp_path):
     objects["refBand"] = "g"
     m = run_qa(objects, survey.truth, outdir=tmp_path, config=cfg)
     assert m["star_galaxy"]["n_star"]["value"] > 100
+
+
+def test_no_primary_objects_gives_no_data_not_a_crash(survey, tmp_path):
+    objects = survey.objects.assign(detect_isPrimary=False)
+    m = run_qa(objects, survey.truth, refcat=survey.refcat, outdir=tmp_path)
+    assert m["summary"]["n_primary"]["value"] == 0 and m["summary"]["n_matched"]["value"] == 0
+    assert {c["status"] for c in m["checks"]} == {"no data"} and m["ok"] is False
+    assert (tmp_path / "sky_map.png").exists()

@@ -3,9 +3,12 @@
 The footprint is the set of square cells (``cell_arcsec`` on a side, on the gnomonic tangent plane centred on
 the mean position of the objects) that contain at least one primary object. A grid, unlike a convex hull,
 follows non-convex footprints (missing patches, gaps between tracts, masked bright stars larger than a cell).
-Cells cut by the edge of the survey count as fully surveyed, so completeness is slightly underestimated within
-one cell of the edge; cells must be large enough to hold several objects at the survey's depth
-(60 arcsec holds ~100 objects at HSC-Wide depth).
+Cells cut by the edge of the survey count as fully surveyed, so completeness is slightly underestimated
+within one cell of the edge. Cells must be large enough to hold several objects at the survey's depth,
+otherwise empty cells (holes) drop undetected truth sources and bias completeness high. By default the cell
+size is chosen so that a cell holds ``objects_per_cell`` (10) objects on average (density estimated over the
+bounding box of the objects, which underestimates it for irregular footprints, the safe side):
+P(hole) ~ exp(-10).
 """
 
 from __future__ import annotations
@@ -39,15 +42,44 @@ class OccupancyFootprint:
     keys: NDArray[np.int64]
 
     @classmethod
-    def from_positions(cls, ra: ArrayLike, dec: ArrayLike, *, cell_arcsec: float) -> OccupancyFootprint:
-        """Build the footprint from object positions (deg); non-finite positions are ignored."""
+    def from_positions(
+        cls,
+        ra: ArrayLike,
+        dec: ArrayLike,
+        *,
+        cell_arcsec: float | None = None,
+        objects_per_cell: float = 10.0,
+        min_cell_arcsec: float = 20.0,
+        max_cell_arcsec: float = 900.0,
+    ) -> OccupancyFootprint:
+        """Build the footprint from object positions (deg); non-finite positions are ignored.
+
+        Parameters
+        ----------
+        ra, dec : array_like
+            Positions of the (primary) objects (deg).
+        cell_arcsec : `float`, optional
+            Cell size (arcsec); by default chosen for ``objects_per_cell`` objects per cell on average,
+            within [``min_cell_arcsec``, ``max_cell_arcsec``].
+        """
         xyz = radec_to_unit_vectors(ra, dec)
         xyz = xyz[np.all(np.isfinite(xyz), axis=1)]
         if xyz.shape[0] == 0:
-            return cls(np.array([1.0, 0.0, 0.0]), cell_arcsec, np.zeros(0, np.int64))
+            return cls(
+                np.array([1.0, 0.0, 0.0]), float(cell_arcsec or max_cell_arcsec), np.zeros(0, np.int64)
+            )
         mean = xyz.mean(axis=0)
         norm = np.linalg.norm(mean)
         center = mean / norm if norm > 0 else xyz[0]
+        if cell_arcsec is None:
+            # Density over the bounding box on the tangent plane, in 1-arcsec "cells".
+            unit = cls(center, 1.0, np.zeros(0, np.int64))
+            x, y = unit._project(xyz)
+            fin = np.isfinite(x) & np.isfinite(y)
+            area = max(float(np.ptp(x[fin]) * np.ptp(y[fin])), 1.0) if fin.any() else 1.0
+            cell_arcsec = float(
+                np.clip(np.sqrt(objects_per_cell * area / xyz.shape[0]), min_cell_arcsec, max_cell_arcsec)
+            )
         fp = cls(center, float(cell_arcsec), np.zeros(0, np.int64))
         keys = fp._cell_keys(xyz)
         return cls(center, float(cell_arcsec), np.unique(keys[keys >= 0]))
@@ -63,8 +95,8 @@ class OccupancyFootprint:
         keys = self._cell_keys(xyz)
         return (keys >= 0) & np.isin(keys, self.keys)
 
-    def _cell_keys(self, xyz: NDArray[np.float64]) -> NDArray[np.int64]:
-        # Gnomonic projection onto the plane tangent at `center`; key -1 for the far hemisphere / NaN.
+    def _project(self, xyz: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Gnomonic projection onto the plane tangent at `center`, in cell units; NaN on the far side."""
         c = self.center
         east = np.cross([0.0, 0.0, 1.0], c)
         if np.linalg.norm(east) < 1e-12:  # tangent point at a pole
@@ -75,7 +107,15 @@ class OccupancyFootprint:
             w = xyz @ c
             x = np.degrees((xyz @ east) / w) * 3600.0 / self.cell_arcsec
             y = np.degrees((xyz @ north) / w) * 3600.0 / self.cell_arcsec
-        ok = np.isfinite(x) & np.isfinite(y) & (w > 0.1) & (np.abs(x) < 2**30) & (np.abs(y) < 2**30)
+        far = ~(w > 0.1)
+        x[far] = np.nan
+        y[far] = np.nan
+        return x, y
+
+    def _cell_keys(self, xyz: NDArray[np.float64]) -> NDArray[np.int64]:
+        # Key -1 for the far hemisphere / NaN.
+        x, y = self._project(xyz)
+        ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) < 2**30) & (np.abs(y) < 2**30)
         keys = np.full(xyz.shape[0], -1, np.int64)
         ix = np.floor(x[ok]).astype(np.int64) + 2**30
         iy = np.floor(y[ok]).astype(np.int64) + 2**30

@@ -37,8 +37,9 @@ class QAConfig:
     min_bin_count: int = 5
     """Minimum number of truth sources in a bin for it to enter the 50% / 90% completeness magnitudes."""
 
-    footprint_cell_arcsec: float = 60.0
-    """Cell size of the occupancy grid of primary objects that defines the surveyed footprint (arcsec)."""
+    footprint_cell_arcsec: float | None = None
+    """Cell size of the occupancy grid of primary objects that defines the surveyed footprint (arcsec);
+    default: chosen so that a cell holds ~10 primary objects on average (20-900 arcsec)."""
 
     max_abs_flux_offset: float = 0.02
     """Threshold on |median fractional psfFlux offset| of S/N > snr_min stars (fraction)."""
@@ -61,7 +62,6 @@ class QAConfig:
         positive = (
             "match_radius_arcsec",
             "mag_bin_width",
-            "footprint_cell_arcsec",
             "max_abs_flux_offset",
             "max_flux_scatter",
             "max_coord_scatter_mas",
@@ -72,6 +72,11 @@ class QAConfig:
                 raise ConfigurationError(
                     f"must be a positive number, got {value!r}", where=f"QAConfig.{name}"
                 )
+        cell = self.footprint_cell_arcsec
+        if cell is not None and not (isinstance(cell, int | float) and math.isfinite(cell) and cell > 0):
+            raise ConfigurationError(
+                f"must be a positive number or None, got {cell!r}", where="QAConfig.footprint_cell_arcsec"
+            )
         for name in ("snr_min", "snr_min_star_galaxy"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):

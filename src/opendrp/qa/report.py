@@ -297,6 +297,7 @@ def run_qa(
                 truth_matched[in_fp].sum() / in_fp.sum() if in_fp.any() else float("nan"), "fraction"
             ),
             "footprint_area": q(footprint.area_deg2, "deg2"),
+            "footprint_cell": q(footprint.cell_arcsec, "arcsec"),
             "match_radius": q(cfg.match_radius_arcsec, "arcsec"),
         },
         "completeness": {},
