@@ -49,7 +49,7 @@ class BackgroundModel:
             prof = np.interp(np.arange(n), centres, line)
             out = np.broadcast_to(prof[np.newaxis, :] if ky == 0 else prof[:, np.newaxis], self.shape)
             return np.ascontiguousarray(out, dtype=np.float32)
-        spline = interpolate.RectBivariateSpline(yc, xc, self.mesh, kx=kx, ky=ky)
+        spline = interpolate.RectBivariateSpline(yc, xc, self.mesh, kx=ky, ky=kx)  # kx: first axis (y)
         y = np.arange(self.shape[0], dtype=float)
         x = np.arange(self.shape[1], dtype=float)
         return spline(y, x).astype(np.float32)
