@@ -26,6 +26,7 @@ def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # the middleware is chatty at INFO: keep it at WARNING unless -vv
+    logging.getLogger("lsst.utils.packages").setLevel(logging.ERROR)  # "cannot import eups": expected
     for name in ("lsst", "py.warnings"):
         logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
     import warnings
@@ -90,7 +91,12 @@ def simulate(
         raise click.UsageError("give CONFIG and OUTDIR (or --show-preset NAME)")
     cfg = load_sim_config(config)
     result = run_simulation(cfg, Path(outdir), processes=processes, progress=not no_progress)
-    click.echo(f"simulated into {outdir}: {result}")
+    n_raw = len(result.science_raws) + len(result.calib_raws)
+    click.echo(
+        f"simulated {n_raw} raw files ({len(result.science_raws)} science, {len(result.calib_raws)} calibration), "
+        f"{result.n_stars} stars, {result.n_galaxies} galaxies, {result.n_refcat} reference stars "
+        f"in {result.elapsed_s:.1f} s -> {outdir}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- init
