@@ -1,0 +1,188 @@
+"""Detector effects: flat-field response, bias, bleed trails, read-out into the raw amplifier layout.
+
+The chain for one CCD read-out is: expected electrons per pixel (sky + sources, times the flat response)
+-> Poisson noise -> bleed of the charge above full well along columns -> per amplifier: ``ADU = e / gain +
+bias level + drift + fixed bias structure + read noise`` -> raw layout (prescan | data, mirrored when
+``flip_x`` | serial overscan; parallel overscan rows) -> clip to ``[0, saturation]``.  Overscan and prescan
+pixels hold the bias level, drift and read noise only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..instrument import Camera, DetectorSpec
+from .config import InstrumentConfig
+
+__all__ = [
+    "amplifier_bias_levels",
+    "bias_structure",
+    "bleed_columns",
+    "flat_response",
+    "full_well_electrons",
+    "static_rng",
+    "to_raw_adu",
+]
+
+
+def static_rng(seed: int, *keys: int) -> np.random.Generator:
+    """A generator for fixed (exposure-independent) patterns: seeded by ``(seed, 7777, *keys)``."""
+    return np.random.default_rng([int(seed), 7777, *[int(k) for k in keys]])
+
+
+def amplifier_bias_levels(config: InstrumentConfig, detector: DetectorSpec, seed: int) -> np.ndarray:
+    """Fixed bias level (ADU) of each amplifier of a detector."""
+    n = len(detector.amplifiers)
+    base = config.bias_level_adu
+    levels = np.array(base, float) if isinstance(base, list) else np.full(n, float(base))
+    if levels.size != n:
+        levels = np.resize(levels, n)
+    rng = static_rng(seed, 1, detector.id)
+    return levels + rng.normal(0.0, config.bias_amp_scatter_adu, n)
+
+
+def bias_structure(config: InstrumentConfig, detector: DetectorSpec, seed: int) -> np.ndarray:
+    """Fixed 2-d bias pattern (ADU) of the data pixels, in assembled coordinates ``(ny, nx)``.
+
+    A slope along the columns and a glow that decays away from each amplifier's read-out side.
+    """
+    ny, nx = detector.ny, detector.nx
+    out = np.zeros((ny, nx), np.float32)
+    if config.bias_structure_adu == 0.0:
+        return out
+    rng = static_rng(seed, 2, detector.id)
+    y = (np.arange(ny, dtype=np.float32) / max(ny - 1, 1) - 0.5)[:, None]
+    for amp in detector.amplifiers:
+        ys, xs = amp.assembled_slice()
+        xr = np.arange(amp.nx, dtype=np.float32)
+        if not amp.flip_x:  # read-out side: column 0 of the segment unless flipped
+            dist = xr
+        else:
+            dist = xr[::-1]
+        slope, glow = rng.normal(0.0, 1.0, 2)
+        out[ys, xs] = config.bias_structure_adu * (slope * y + glow * np.exp(-dist / 30.0)[None, :])
+    return out
+
+
+def flat_response(
+    camera: Camera,
+    detector: DetectorSpec,
+    band_index: int,
+    config: InstrumentConfig,
+    field_radius_deg: float,
+    seed: int,
+) -> np.ndarray:
+    """Relative response (illumination x pixel sensitivity) of every pixel, ``(ny, nx)`` float32.
+
+    Product of a vignetting term ``1 - vignetting * rho^2`` (``rho`` = focal-plane radius over the field
+    radius), a per-band linear gradient across the CCD and a fixed pixel-to-pixel response.
+    """
+    ny, nx = detector.ny, detector.nx
+    field_radius_mm = field_radius_deg * 3600.0 / camera.plate_scale_arcsec_per_mm
+    xs = np.arange(nx, dtype=np.float64)
+    ys = np.arange(ny, dtype=np.float64)
+    # focal-plane position is affine in (x, y): evaluate on the axes then broadcast
+    fx0, fy0 = detector.pixel_to_focal_plane(np.array([0.0]), np.array([0.0]), camera.pixel_size_mm)
+    fxx, fyx = detector.pixel_to_focal_plane(np.array([1.0]), np.array([0.0]), camera.pixel_size_mm)
+    fxy, fyy = detector.pixel_to_focal_plane(np.array([0.0]), np.array([1.0]), camera.pixel_size_mm)
+    fx = fx0[0] + (fxx[0] - fx0[0]) * xs[None, :] + (fxy[0] - fx0[0]) * ys[:, None]
+    fy = fy0[0] + (fyx[0] - fy0[0]) * xs[None, :] + (fyy[0] - fy0[0]) * ys[:, None]
+    flat = (1.0 - config.vignetting * (fx * fx + fy * fy) / field_radius_mm**2).astype(np.float32)
+    if config.flat_band_gradient > 0.0:
+        rng = static_rng(seed, 3, detector.id, band_index)
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        u = (xs[None, :] / max(nx - 1, 1) - 0.5) * np.cos(angle) + (
+            ys[:, None] / max(ny - 1, 1) - 0.5
+        ) * np.sin(angle)
+        flat *= (1.0 + 2.0 * config.flat_band_gradient * u).astype(np.float32)
+    if config.pixel_response_sigma > 0.0:
+        rng = static_rng(seed, 4, detector.id)
+        prnu = rng.standard_normal((ny, nx), dtype=np.float32)
+        flat *= 1.0 + np.float32(config.pixel_response_sigma) * prnu
+    return flat
+
+
+def full_well_electrons(detector: DetectorSpec, bias_levels: np.ndarray) -> np.ndarray:
+    """Charge (electrons) at which each amplifier's raw value reaches its saturation level."""
+    return np.array([(a.saturation - b) * a.gain for a, b in zip(detector.amplifiers, bias_levels)])
+
+
+def bleed_columns(electrons: np.ndarray, full_well: float) -> int:
+    """Spread the charge above full well up and down the columns (in place); returns columns bled.
+
+    Each run of over-full pixels in a column is replaced by a run of full-well pixels long enough to hold
+    the run's total charge, centred on it (charge is conserved up to the CCD edges).
+    """
+    ny = electrons.shape[0]
+    over = electrons > full_well
+    cols = np.flatnonzero(over.any(axis=0))
+    for x in cols:
+        col = electrons[:, x]
+        rows = np.flatnonzero(over[:, x])
+        # split into contiguous runs
+        breaks = np.flatnonzero(np.diff(rows) > 1)
+        for run in np.split(rows, breaks + 1):
+            lo, hi = int(run[0]), int(run[-1]) + 1
+            total = float(col[lo:hi].sum())
+            n_full = int(total // full_well)
+            rest = total - n_full * full_well
+            start = (lo + hi) // 2 - n_full // 2
+            a, b = max(start, 0), min(start + n_full, ny)
+            # charge already in the pixels the trail overwrites joins the remainder
+            rest += float(col[a:b].sum()) - float(col[max(lo, a) : min(hi, b)].sum())
+            col[a:b] = full_well
+            # the remainder goes to the pixels just outside the full run
+            if rest > 0:
+                half = rest / 2.0
+                for edge in (a - 1, b):
+                    if 0 <= edge < ny:
+                        col[edge] = min(full_well, col[edge] + half)
+    return int(cols.size)
+
+
+def to_raw_adu(
+    electrons: np.ndarray,
+    detector: DetectorSpec,
+    *,
+    bias_levels: np.ndarray,
+    structure: np.ndarray | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Read a CCD out: electrons ``(ny, nx)`` (noise already applied) to the raw ADU array.
+
+    Parameters
+    ----------
+    electrons : `numpy.ndarray`
+        Assembled-frame charge per pixel (electrons), or `None`-like zeros for a bias.
+    detector : `DetectorSpec`
+        Layout, gains, read noise and saturation.
+    bias_levels : `numpy.ndarray`
+        Bias level (ADU) of each amplifier for this exposure (fixed level plus drift).
+    structure : `numpy.ndarray` or `None`
+        Fixed 2-d bias pattern (ADU) of the data pixels, assembled frame.
+    rng : `numpy.random.Generator`
+        Read-noise generator.
+
+    Returns
+    -------
+    raw : `numpy.ndarray` [float32]
+        Raw array (``detector.raw_shape``), ADU, clipped to ``[0, saturation]`` per amplifier.
+    """
+    raw = np.empty(detector.raw_shape, np.float32)
+    ny_raw = raw.shape[0]
+    for amp, level in zip(detector.amplifiers, bias_levels):
+        x0 = amp.raw_x0
+        seg = raw[:, x0 : x0 + amp.raw_width]
+        sigma = amp.read_noise / amp.gain
+        seg[...] = rng.standard_normal((ny_raw, amp.raw_width), dtype=np.float32) * np.float32(sigma)
+        seg += np.float32(level)
+        ays, axs = amp.assembled_slice()
+        data = electrons[ays, axs] / amp.gain
+        if structure is not None:
+            data = data + structure[ays, axs]
+        if amp.flip_x:
+            data = data[:, ::-1]
+        rys, rxs = amp.raw_data_slice()
+        raw[rys, rxs] += data.astype(np.float32)
+        np.clip(seg, 0.0, amp.saturation, out=seg)
+    return raw

@@ -1,0 +1,372 @@
+"""`simulate`: plan a survey, draw its sky, and write raws, truth and reference catalogues.
+
+Output layout (see ``docs/simulator.md``)::
+
+    OUTDIR/camera.yaml               the simulated camera (detector subset, CCD size)
+    OUTDIR/sim_config.yaml           the complete configuration
+    OUTDIR/raw/science/*.fits        one raw per science exposure and detector
+    OUTDIR/raw/calib/*.fits          biases and dome flats
+    OUTDIR/truth/truth.parquet       every simulated source
+    OUTDIR/truth/visits.parquet      every science visit (true and header pointing, seeing, sky, zero point)
+    OUTDIR/truth/exposures.parquet   every exposure, calibrations included
+    OUTDIR/refcat/refcat.parquet     the reference catalogue
+
+Work is split by (exposure, detector); each unit draws its random numbers from a generator seeded by
+``(seed, exposure_id, detector)``, so the output does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.time import Time
+from tqdm import tqdm
+
+from ..errors import ConfigurationError
+from ..instrument import Camera, load_camera
+from ..raw import RawHeader, write_raw
+from .catalog import TruthCatalog, make_refcat, make_truth_catalog
+from .config import SimConfig
+from .detector import (
+    amplifier_bias_levels,
+    bias_structure,
+    bleed_columns,
+    flat_response,
+    full_well_electrons,
+    to_raw_adu,
+)
+from .render import render_sources
+from .survey import ExposurePlan, plan_exposures, sky_footprint, visits_table
+
+__all__ = ["SimResult", "UnitResult", "build_camera", "raw_filename", "simulate", "simulate_unit"]
+
+
+@dataclasses.dataclass
+class UnitResult:
+    """What one (exposure, detector) unit produced."""
+
+    exposure_id: int
+    detector: int
+    path: Path
+    n_stars: int = 0
+    n_galaxies: int = 0
+    n_saturated: int = 0
+
+
+@dataclasses.dataclass
+class SimResult:
+    """Paths and counts of a finished simulation."""
+
+    outdir: Path
+    camera_path: Path
+    config_path: Path
+    truth_path: Path
+    visits_path: Path
+    exposures_path: Path
+    refcat_path: Path
+    science_raws: list[Path]
+    calib_raws: list[Path]
+    n_stars: int
+    n_galaxies: int
+    n_refcat: int
+    elapsed_s: float
+
+
+def build_camera(config: SimConfig) -> Camera:
+    """The camera actually simulated: the configured detectors and CCD size."""
+    cam = load_camera(config.camera.name)
+    if config.camera.detectors is not None:
+        ids = list(config.camera.detectors)
+        missing = [i for i in ids if i not in cam.detectors]
+        if missing:
+            raise ConfigurationError(
+                f"unknown detector ids {missing}",
+                where="sim config field camera.detectors",
+                fix=f"camera {cam.name} has ids {min(cam.detectors)}..{max(cam.detectors)}",
+            )
+    elif config.camera.n_detectors is not None:
+        if config.camera.n_detectors > len(cam.detectors):
+            raise ConfigurationError(
+                f"camera {cam.name} has only {len(cam.detectors)} detectors",
+                where="sim config field camera.n_detectors",
+            )
+        ids = list(cam.detectors)[: config.camera.n_detectors]
+    else:
+        ids = list(cam.detectors)
+    n_amp = len(next(iter(cam.detectors.values())).amplifiers)
+    if config.camera.nx is not None and config.camera.nx % n_amp:
+        raise ConfigurationError(
+            f"nx={config.camera.nx} is not a multiple of the {n_amp} amplifiers",
+            where="sim config field camera.nx",
+        )
+    sub = cam.subset(ids, nx=config.camera.nx, ny=config.camera.ny)
+    for band in config.bands:
+        try:
+            sub.filter_for_band(band)
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"camera {sub.name} has no filter for band {band!r}", where=f"sim config field bands.{band}"
+            ) from None
+    return sub
+
+
+def raw_filename(camera: Camera, exposure_id: int, detector: int) -> str:
+    """File name of a raw: ``{CAMERA}-{exposure:08d}-{detector:03d}.fits``."""
+    return f"{camera.name}-{exposure_id:08d}-{detector:03d}.fits"
+
+
+# ---------------------------------------------------------------------- per-unit work
+
+_STATE: dict[str, Any] = {}
+_FLAT_CACHE: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _init_worker(state: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(state)
+    _FLAT_CACHE.clear()
+
+
+def _flat(camera: Camera, config: SimConfig, detector: int, band_index: int) -> np.ndarray:
+    key = (detector, band_index)
+    if key not in _FLAT_CACHE:
+        if len(_FLAT_CACHE) >= 2:
+            _FLAT_CACHE.pop(next(iter(_FLAT_CACHE)))
+        _FLAT_CACHE[key] = flat_response(
+            camera,
+            camera.detector(detector),
+            band_index,
+            config.instrument,
+            config.psf.field_radius_deg,
+            config.seed,
+        )
+    return _FLAT_CACHE[key]
+
+
+def simulate_unit(
+    camera: Camera,
+    config: SimConfig,
+    exposure: ExposurePlan,
+    detector: int,
+    truth: TruthCatalog | None,
+    outdir: Path,
+) -> UnitResult:
+    """Simulate and write the raw file of one exposure on one detector.
+
+    Returns
+    -------
+    result : `UnitResult`
+        The written path and what was drawn.
+    """
+    det = camera.detector(detector)
+    rng = np.random.default_rng([config.seed, exposure.exposure_id, detector])
+    levels = amplifier_bias_levels(config.instrument, det, config.seed)
+    levels = levels + rng.normal(0.0, config.instrument.bias_drift_adu, levels.size)
+    structure = bias_structure(config.instrument, det, config.seed)
+    result = UnitResult(exposure.exposure_id, detector, Path())
+    if exposure.observation_type == "bias":
+        electrons = np.zeros((det.ny, det.nx), np.float64)
+    else:
+        flat = _flat(camera, config, detector, exposure.band_index)
+        if exposure.observation_type == "flat":
+            expected = flat.astype(np.float64) * config.calibration.flat_level_electrons
+        else:
+            assert truth is not None
+            sources, stats = render_sources(
+                camera,
+                detector,
+                exposure,
+                truth,
+                oversampling=config.psf.oversampling,
+                galaxy_config=config.galaxies,
+            )
+            result.n_stars, result.n_galaxies = stats.n_stars, stats.n_galaxies
+            sources += exposure.sky_electrons
+            sources *= flat
+            expected = sources
+        electrons = rng.poisson(np.maximum(expected, 0.0)).astype(np.float64)
+        full_well = full_well_electrons(det, levels)
+        for amp, fw in zip(det.amplifiers, full_well):
+            ys, xs = amp.assembled_slice()
+            view = electrons[ys, xs]
+            result.n_saturated += int((view > fw).sum())
+            if config.instrument.bleed_trails:
+                bleed_columns(view, float(fw))
+    raw = to_raw_adu(electrons, det, bias_levels=levels, structure=structure, rng=rng)
+    header = RawHeader(
+        instrument=camera.name,
+        exposure_id=exposure.exposure_id,
+        obs_id=f"{camera.name}{exposure.exposure_id:08d}",
+        detector=detector,
+        physical_filter=exposure.physical_filter,
+        exposure_time=exposure.exposure_time,
+        date_obs=Time(exposure.date_obs, format="isot", scale="utc"),
+        observation_type=exposure.observation_type,
+        boresight_ra=exposure.header_pointing.ra,
+        boresight_dec=exposure.header_pointing.dec,
+        boresight_rotation=exposure.header_pointing.rotation,
+        target_name="SIMFIELD"
+        if exposure.observation_type == "science"
+        else exposure.observation_type.upper(),
+    )
+    sub = "science" if exposure.observation_type == "science" else "calib"
+    result.path = write_raw(
+        outdir / "raw" / sub / raw_filename(camera, exposure.exposure_id, detector), raw, header, camera
+    )
+    return result
+
+
+def _run_unit(task: tuple[int, int]) -> UnitResult:
+    index, detector = task
+    return simulate_unit(
+        _STATE["camera"],
+        _STATE["config"],
+        _STATE["exposures"][index],
+        detector,
+        _STATE["truth"],
+        _STATE["outdir"],
+    )
+
+
+def _iter_results(
+    tasks: list[tuple[int, int]], state: dict[str, Any], processes: int
+) -> Iterator[UnitResult]:
+    if processes <= 1 or len(tasks) <= 1:
+        _init_worker(state)
+        try:
+            for task in tasks:
+                yield _run_unit(task)
+        finally:
+            _STATE.clear()
+            _FLAT_CACHE.clear()
+        return
+    # forkserver: workers fork from a clean single-threaded server that has imported the simulator
+    # (forking this process, which may run BLAS/OpenMP threads, can deadlock)
+    ctx: Any
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["opendrp.sim.simulate"])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(state,)) as pool:
+        yield from pool.imap_unordered(_run_unit, tasks, chunksize=1)
+
+
+# ---------------------------------------------------------------------- driver
+
+
+def simulate(
+    config: SimConfig, outdir: str | Path, *, processes: int | None = None, progress: bool = True
+) -> SimResult:
+    """Simulate a survey and write its raws, truth and reference catalogues.
+
+    Parameters
+    ----------
+    config : `SimConfig`
+        The configuration (validated here).
+    outdir : `str` or `pathlib.Path`
+        Output directory (created; existing files of the same names are overwritten).
+    processes : `int`, optional
+        Worker processes; default ``os.cpu_count()``.  The output does not depend on it.
+    progress : `bool`
+        Show a tqdm progress bar (CCD read-outs done, rate, ETA).
+
+    Returns
+    -------
+    result : `SimResult`
+
+    Raises
+    ------
+    ConfigurationError
+        If the configuration is invalid (the message names the field).
+    """
+    t0 = time.perf_counter()
+    config.validate()
+    camera = build_camera(config)
+    outdir = Path(outdir)
+    for sub in ("raw/science", "raw/calib", "truth", "refcat"):
+        (outdir / sub).mkdir(parents=True, exist_ok=True)
+    camera_path = outdir / "camera.yaml"
+    camera.to_yaml(camera_path)
+    config_path = outdir / "sim_config.yaml"
+    config.to_yaml(config_path)
+
+    exposures = plan_exposures(config, camera)
+    footprint = sky_footprint(config, camera, exposures)
+    truth = make_truth_catalog(config, footprint, np.random.default_rng([config.seed, 2]))
+    bands = list(config.bands)
+    truth_path = outdir / "truth" / "truth.parquet"
+    _write_parquet(truth.to_dataframe(bands), truth_path)
+    refcat = make_refcat(truth, config.refcat, bands, np.random.default_rng([config.seed, 3]))
+    refcat_path = outdir / "refcat" / "refcat.parquet"
+    _write_parquet(refcat, refcat_path)
+    visits_path = outdir / "truth" / "visits.parquet"
+    _write_parquet(visits_table(exposures), visits_path)
+    exposures_path = outdir / "truth" / "exposures.parquet"
+    _write_parquet(_exposures_table(exposures), exposures_path)
+
+    # biggest units first (science), grouped by (band, detector) so that workers reuse flat responses
+    order = sorted(
+        range(len(exposures)),
+        key=lambda i: (
+            exposures[i].observation_type != "science",
+            exposures[i].band_index,
+            exposures[i].exposure_id,
+        ),
+    )
+    tasks = [(i, det) for i in order for det in camera.detectors]
+    state = {"camera": camera, "config": config, "exposures": exposures, "truth": truth, "outdir": outdir}
+    n_proc = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
+    results: list[UnitResult] = []
+    with tqdm(total=len(tasks), unit="ccd", desc="simulate", disable=not progress, smoothing=0.1) as bar:
+        for res in _iter_results(tasks, state, n_proc):
+            results.append(res)
+            bar.update(1)
+    by_type = {e.exposure_id: e.observation_type for e in exposures}
+    results.sort(key=lambda r: (r.exposure_id, r.detector))
+    return SimResult(
+        outdir=outdir,
+        camera_path=camera_path,
+        config_path=config_path,
+        truth_path=truth_path,
+        visits_path=visits_path,
+        exposures_path=exposures_path,
+        refcat_path=refcat_path,
+        science_raws=[r.path for r in results if by_type[r.exposure_id] == "science"],
+        calib_raws=[r.path for r in results if by_type[r.exposure_id] != "science"],
+        n_stars=int(truth.is_star.sum()),
+        n_galaxies=int((~truth.is_star).sum()),
+        n_refcat=len(refcat),
+        elapsed_s=time.perf_counter() - t0,
+    )
+
+
+def _exposures_table(exposures: list[ExposurePlan]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "exposure_id": e.exposure_id,
+                "observation_type": e.observation_type,
+                "band": e.band,
+                "physical_filter": e.physical_filter,
+                "exposure_time": e.exposure_time,
+                "date_obs": e.date_obs,
+                "mjd": e.mjd,
+            }
+            for e in exposures
+        ]
+    )
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
