@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.conftest import make_raw
 
 from opendrp.cli.main import cli
-from tests.conftest import make_raw
 
 
 @pytest.mark.parametrize("command", ["simulate", "init", "ingest", "run", "qa", "demo"])

@@ -6,7 +6,13 @@ import pytest
 from opendrp.astrometry import angular_separation, wcs_residuals_mas
 from opendrp.errors import ConfigurationError
 from opendrp.instrument import Camera, load_camera
-from opendrp.instrument.geometry import Pointing, detector_corners_sky, detector_wcs, pixel_to_sky, sky_to_pixel
+from opendrp.instrument.geometry import (
+    Pointing,
+    detector_corners_sky,
+    detector_wcs,
+    pixel_to_sky,
+    sky_to_pixel,
+)
 
 
 @pytest.fixture(scope="module")

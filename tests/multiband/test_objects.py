@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from opendrp.multiband import make_object_id, make_object_table, merge_detections, primary_flags, reference_band
+from opendrp.multiband import (
+    make_object_id,
+    make_object_table,
+    merge_detections,
+    primary_flags,
+    reference_band,
+)
 from opendrp.skymap import RingsSkyMap, SkyMapConfig
 
 
@@ -54,8 +60,18 @@ def test_primary_exactly_once_in_overlaps() -> None:
 
 
 def test_object_table_reference_band() -> None:
-    merged = Table({"objectId": [1, 2], "coord_ra": [1.0, 2.0], "coord_dec": [0.0, 0.0], "x": [0.0, 1.0],
-                    "y": [0.0, 1.0], "tract": [1, 1], "patch": [0, 0], "detect_isPrimary": [True, False]})
+    merged = Table(
+        {
+            "objectId": [1, 2],
+            "coord_ra": [1.0, 2.0],
+            "coord_dec": [0.0, 0.0],
+            "x": [0.0, 1.0],
+            "y": [0.0, 1.0],
+            "tract": [1, 1],
+            "patch": [0, 0],
+            "detect_isPrimary": [True, False],
+        }
+    )
     g = Table({"psfFlux": [100.0, 10.0], "psfFluxErr": [1.0, 1.0], "extendedness": [0.0, 1.0]})
     r = Table({"psfFlux": [50.0, 40.0], "psfFluxErr": [1.0, 1.0], "extendedness": [1.0, 0.0]})
     t = make_object_table(merged, {"g": g, "r": r}, band_priority=["i", "r", "g"])

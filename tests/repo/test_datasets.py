@@ -21,8 +21,14 @@ def _exposure(small_camera) -> Exposure:
     exp.mask[3, 4] = mask_bit("SAT", "BAD")
     exp.variance[:] = 2.0
     exp.wcs = detector_wcs(small_camera, 0, Pointing(150.1, 2.2, 10.0))
-    exp.psf = PixelPsf(np.stack([PixelPsf.gaussian(2.0).basis[0], 0.01 * PixelPsf.gaussian(3.0).basis[0],
-                                 np.zeros((25, 25))]), degree=1, x_range=(0, 47), y_range=(0, 63))
+    exp.psf = PixelPsf(
+        np.stack(
+            [PixelPsf.gaussian(2.0).basis[0], 0.01 * PixelPsf.gaussian(3.0).basis[0], np.zeros((25, 25))]
+        ),
+        degree=1,
+        x_range=(0, 47),
+        y_range=(0, 63),
+    )
     exp.photo_calib = PhotoCalib(57.5, 0.3)
     return exp
 
@@ -41,7 +47,9 @@ def test_exposure_roundtrip_and_components(repo: Path, small_camera) -> None:
     assert np.allclose(back.wcs.all_pix2world(x, y, 0), exp.wcs.all_pix2world(x, y, 0), atol=1e-10)
     assert back.metadata["VISIT"] == 7
     # components read alone
-    assert np.allclose(butler.get(ref.makeComponentRef("wcs")).all_pix2world(x, y, 0), exp.wcs.all_pix2world(x, y, 0))
+    assert np.allclose(
+        butler.get(ref.makeComponentRef("wcs")).all_pix2world(x, y, 0), exp.wcs.all_pix2world(x, y, 0)
+    )
     assert butler.get(ref.makeComponentRef("psf")) == exp.psf
     assert butler.get(ref.makeComponentRef("photo_calib")).calibration_mean == 57.5
     assert butler.get(ref.makeComponentRef("image")).shape == (64, 48)
@@ -62,7 +70,11 @@ def test_models_roundtrip(repo: Path) -> None:
     ref = butler.put(bkg, "bkg", instrument="HSC", detector=1, run="test")
     assert np.array_equal(butler.get(ref).evaluate(), bkg.evaluate())
     k = PixelPsf.gaussian(2.0).kernel_image(0, 0)
-    cpsf = CoaddPsf(np.stack([k, k]), [1.0, 2.0], [np.array([[0, 0], [10, 0], [10, 10]]), np.array([[0, 0], [5, 5], [0, 5]])])
+    cpsf = CoaddPsf(
+        np.stack([k, k]),
+        [1.0, 2.0],
+        [np.array([[0, 0], [10, 0], [10, 10]]), np.array([[0, 0], [5, 5], [0, 5]])],
+    )
     ref = butler.put(cpsf, "cpsf", instrument="HSC", detector=1, run="test")
     back = butler.get(ref)
     assert np.allclose(back.kernel_image(2, 1), cpsf.kernel_image(2, 1))
@@ -73,8 +85,14 @@ def test_refcat_sharding(repo: Path) -> None:
     butler = open_butler(repo, writeable=True)
     rng = np.random.default_rng(4)
     n = 3000
-    table = Table({"id": np.arange(n), "coord_ra": rng.uniform(149.5, 150.5, n), "coord_dec": rng.uniform(1.7, 2.7, n),
-                   "g_flux": rng.uniform(1e3, 1e5, n)})
+    table = Table(
+        {
+            "id": np.arange(n),
+            "coord_ra": rng.uniform(149.5, 150.5, n),
+            "coord_dec": rng.uniform(1.7, 2.7, n),
+            "g_flux": rng.uniform(1e3, 1e5, n),
+        }
+    )
     shards = ingest_refcat(butler, table)
     refs = butler.query_datasets("ref_cat", collections="refcats", explain=False)
     assert len(refs) == shards > 1

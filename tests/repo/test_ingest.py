@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from tests.conftest import make_raw
 
 from opendrp.errors import RepositoryError
 from opendrp.repo import create_repo, get_camera, get_skymap, ingest_raws, open_butler
 from opendrp.repo.ingest import day_obs_of
 from opendrp.skymap import SkyMapConfig
-from tests.conftest import make_raw
 
 
 def test_create_registers_instrument_and_skymap(repo: Path, small_camera) -> None:

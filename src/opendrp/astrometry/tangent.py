@@ -10,9 +10,7 @@ import numpy as np
 __all__ = ["angular_separation", "tangent_to_sky", "sky_to_tangent", "unit_vectors"]
 
 
-def sky_to_tangent(
-    ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float
-) -> tuple[np.ndarray, np.ndarray]:
+def sky_to_tangent(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
     """Project sky positions (deg) onto the plane tangent at (ra0, dec0); returns ``(xi, eta)`` in deg."""
     ra_r, dec_r = np.radians(ra), np.radians(dec)
     ra0_r, dec0_r = np.radians(ra0), np.radians(dec0)
@@ -23,9 +21,7 @@ def sky_to_tangent(
     return np.degrees(xi), np.degrees(eta)
 
 
-def tangent_to_sky(
-    xi: np.ndarray, eta: np.ndarray, ra0: float, dec0: float
-) -> tuple[np.ndarray, np.ndarray]:
+def tangent_to_sky(xi: np.ndarray, eta: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of `sky_to_tangent`: ``(xi, eta)`` in deg to ``(ra, dec)`` in deg (ra in [0, 360))."""
     x, y = np.radians(xi), np.radians(eta)
     ra0_r, dec0_r = np.radians(ra0), np.radians(dec0)

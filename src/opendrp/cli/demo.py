@@ -61,7 +61,9 @@ def run_demo(
     raws = sorted((sim_dir / "raw").rglob("*.fits"))
     report = ingest_raws(butler, raws, transfer="link")
     if report.failed:
-        raise OpenDRPError(f"{len(report.failed)} simulated raw files failed to ingest: {report.failed[0][1]}")
+        raise OpenDRPError(
+            f"{len(report.failed)} simulated raw files failed to ingest: {report.failed[0][1]}"
+        )
     echo(f"ingested {len(report.ingested)} raw files ({len(report.visits)} visits)")
 
     step("calibrations and DRP")
@@ -76,7 +78,9 @@ def run_demo(
     step("export")
     (outdir / "truth").mkdir(exist_ok=True)
     shutil.copy2(sim_dir / "truth" / "truth.parquet", outdir / "truth" / "truth.parquet")
-    objects = export_object_table(outdir / "repo", reports[-1].output_chain, outdir / "catalogs" / "object.parquet")
+    objects = export_object_table(
+        outdir / "repo", reports[-1].output_chain, outdir / "catalogs" / "object.parquet"
+    )
     echo(f"Object table: {len(objects)} rows")
 
     step("qa")
@@ -91,7 +95,11 @@ def run_demo(
     ends = [timings[n] for n in names[1:]] + [t_start + total]
     echo("")
     echo("openDRP demo summary")
-    echo("  " + ", ".join(f"{n} {e - timings[n]:.0f} s" for n, e in zip(names, ends)) + f"; total {total:.0f} s")
+    echo(
+        "  "
+        + ", ".join(f"{n} {e - timings[n]:.0f} s" for n, e in zip(names, ends))
+        + f"; total {total:.0f} s"
+    )
     _print_qa_summary(metrics, str(outdir / "qa"))
     echo(f"  repository:   {outdir / 'repo'}   (try: butler query-datasets {outdir / 'repo'})")
     echo(f"  Object table: {outdir / 'catalogs' / 'object.parquet'}")

@@ -70,7 +70,9 @@ def cli(verbose: int, debug: bool) -> None:
 @cli.command()
 @click.argument("config", required=False)
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
-@click.option("--show-preset", metavar="NAME", help="Print a preset's complete YAML (ready to edit) and exit.")
+@click.option(
+    "--show-preset", metavar="NAME", help="Print a preset's complete YAML (ready to edit) and exit."
+)
 @click.option("-j", "--processes", type=int, default=None, help="Parallel processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @handle_errors
@@ -82,7 +84,8 @@ def simulate(
     CONFIG is a simulation YAML or a preset name (tiny, small, ...); OUTDIR receives raw/, truth/, refcat/,
     camera.yaml and sim_config.yaml.
     """
-    from ..sim import load_sim_config, preset_yaml, simulate as run_simulation
+    from ..sim import load_sim_config, preset_yaml
+    from ..sim import simulate as run_simulation
 
     if show_preset:
         click.echo(preset_yaml(show_preset), nl=False)
@@ -94,8 +97,8 @@ def simulate(
     n_raw = len(result.science_raws) + len(result.calib_raws)
     click.echo(
         f"simulated {n_raw} raw files ({len(result.science_raws)} science, {len(result.calib_raws)} calibration), "
-        f"{result.n_stars} stars, {result.n_galaxies} galaxies, {result.n_refcat} reference stars "
-        f"in {result.elapsed_s:.1f} s -> {outdir}"
+        f"{result.n_stars} stars, {result.n_galaxies} galaxies, {result.n_refcat} reference stars"
+        f" in {result.elapsed_s:.1f} s -> {outdir}"
     )
 
 
@@ -120,11 +123,13 @@ def _skymap_config_from(path: str | None) -> Any:
 @click.argument("repo", type=click.Path(file_okay=False))
 @click.option("--camera", default="hsc", show_default=True, help="Camera: a built-in name or a camera YAML.")
 @click.option(
-    "--skymap-config", type=click.Path(dir_okay=False, exists=True),
+    "--skymap-config",
+    type=click.Path(dir_okay=False, exists=True),
     help="Sky map YAML (or a simulation config with a skymap: section). Default: HSC-like rings.",
 )
 @click.option(
-    "--registry-db", metavar="URL",
+    "--registry-db",
+    metavar="URL",
     help="Registry database URL, e.g. postgresql://user@host:5432/db (default: SQLite in REPO). "
     "Passwords go in ~/.lsst/db-auth.yaml, not in the URL.",
 )
@@ -155,11 +160,15 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
 @click.argument("repo", type=click.Path(file_okay=False))
 @click.argument("files", nargs=-1)
 @click.option(
-    "--transfer", default="copy", show_default=True,
+    "--transfer",
+    default="copy",
+    show_default=True,
     type=click.Choice(["copy", "link", "hardlink", "symlink", "relsymlink", "move", "direct"]),
     help="How raw files enter the repository.",
 )
-@click.option("--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet to ingest.")
+@click.option(
+    "--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet to ingest."
+)
 @click.option("--no-progress", is_flag=True)
 @handle_errors
 def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None, no_progress: bool) -> None:
@@ -187,8 +196,8 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
     for _path, reason in report.failed:
         click.echo(f"error: {reason}", err=True)
     click.echo(
-        f"ingested {len(report.ingested)} files ({len(report.exposures)} exposures, {len(report.visits)} visits); "
-        f"{len(report.skipped)} already present; {len(report.failed)} failed"
+        f"ingested {len(report.ingested)} files ({len(report.exposures)} exposures, "
+        f"{len(report.visits)} visits); {len(report.skipped)} already present; {len(report.failed)} failed"
     )
     if report.failed:
         sys.exit(1)
@@ -198,19 +207,31 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
 @cli.command()
 @click.argument("repo", type=click.Path(file_okay=False))
 @click.option(
-    "--steps", default="calibs,drp", show_default=True, help="Comma-separated steps: calibs (bias, flat), drp."
+    "--steps",
+    default="calibs,drp",
+    show_default=True,
+    help="Comma-separated steps: calibs (bias, flat), drp.",
 )
 @click.option("--output", help="Output collection (default: {instrument}/runs/drp).")
 @click.option("--where", default="", help="Extra data query for the drp step, e.g. \"band IN ('g','r')\".")
-@click.option("--export-objects", type=click.Path(dir_okay=False), help="Write the Object table here (parquet).")
+@click.option(
+    "--export-objects", type=click.Path(dir_okay=False), help="Write the Object table here (parquet)."
+)
 @click.option("--no-progress", is_flag=True)
 @handle_errors
-def run(repo: str, steps: str, output: str | None, where: str, export_objects: str | None, no_progress: bool) -> None:
+def run(
+    repo: str, steps: str, output: str | None, where: str, export_objects: str | None, no_progress: bool
+) -> None:
     """Run the Data Release Production on everything ingested in REPO."""
     from ..execution import export_object_table, run_drp
 
-    reports = run_drp(repo, steps=[s.strip() for s in steps.split(",") if s.strip()], output=output, where=where,
-                      progress=not no_progress)
+    reports = run_drp(
+        repo,
+        steps=[s.strip() for s in steps.split(",") if s.strip()],
+        output=output,
+        where=where,
+        progress=not no_progress,
+    )
     n_failed = 0
     for rep in reports:
         click.echo(rep.summary())
@@ -226,8 +247,12 @@ def run(repo: str, steps: str, output: str | None, where: str, export_objects: s
 
 # ---------------------------------------------------------------------------------------------- qa
 @cli.command()
-@click.option("--objects", required=True, type=click.Path(dir_okay=False, exists=True), help="Object table parquet.")
-@click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True), help="Truth catalog parquet.")
+@click.option(
+    "--objects", required=True, type=click.Path(dir_okay=False, exists=True), help="Object table parquet."
+)
+@click.option(
+    "--truth", required=True, type=click.Path(dir_okay=False, exists=True), help="Truth catalog parquet."
+)
 @click.option("--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet.")
 @click.option("--out", "outdir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @handle_errors
@@ -255,7 +280,9 @@ def _print_qa_summary(metrics: dict[str, Any], outdir: str) -> None:
 # ---------------------------------------------------------------------------------------------- demo
 @cli.command()
 @click.option("--preset", default="small", show_default=True, help="Simulation preset.")
-@click.option("--sim-config", type=click.Path(dir_okay=False, exists=True), help="Simulation YAML (overrides --preset).")
+@click.option(
+    "--sim-config", type=click.Path(dir_okay=False, exists=True), help="Simulation YAML (overrides --preset)."
+)
 @click.option("--out", "outdir", default="demo_output", show_default=True, type=click.Path(file_okay=False))
 @click.option("-j", "--processes", type=int, default=None, help="Processes for the simulation.")
 @click.option("--no-progress", is_flag=True)

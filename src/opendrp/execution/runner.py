@@ -163,7 +163,9 @@ def run_pipeline(
     predicted.write_init_outputs(butler, skip_existing=False)
     predicted.write_packages(butler, compare_existing=False)
     predicted.build_execution_quanta()
-    executor = SingleQuantumExecutor(butler=butler, task_factory=TaskFactory(), raise_on_partial_outputs=False)
+    executor = SingleQuantumExecutor(
+        butler=butler, task_factory=TaskFactory(), raise_on_partial_outputs=False
+    )
     nodes = predicted.quantum_only_xgraph.nodes
     t1 = time.perf_counter()
     bar = tqdm(total=len(predicted), desc=description or "quanta", unit="q", disable=not progress, leave=True)

@@ -42,7 +42,9 @@ class PhotoCalib:
     def instflux_to_njy(self, instflux: np.ndarray | float) -> np.ndarray:
         return np.asarray(instflux, dtype=float) * self.calibration_mean
 
-    def instflux_err_to_njy(self, instflux: np.ndarray | float, instflux_err: np.ndarray | float) -> np.ndarray:
+    def instflux_err_to_njy(
+        self, instflux: np.ndarray | float, instflux_err: np.ndarray | float
+    ) -> np.ndarray:
         """Flux error in nJy, including the calibration uncertainty in quadrature."""
         f = np.asarray(instflux, dtype=float)
         e = np.asarray(instflux_err, dtype=float)

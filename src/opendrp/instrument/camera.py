@@ -338,7 +338,7 @@ def _camera_from_dict(data: Mapping[str, Any]) -> Camera:
         distortion=tuple(float(c) for c in data.get("distortion", [])),
         filters=filters,
         detectors=detectors,
-        source=data,
+        source=dict(data),
     )
 
 

@@ -58,12 +58,11 @@ def sky_to_pixel(
     xi, eta = sky_to_tangent(ra, dec, pointing.ra, pointing.dec)
     u, v = _rotate_from_sky(xi * 3600.0, eta * 3600.0, pointing.rotation)
     fx, fy = camera.sky_offset_to_focal_plane(u, v)
-    return det.focal_plane_to_pixel(fx, fy, camera.pixel_size_mm)
+    px, py = det.focal_plane_to_pixel(fx, fy, camera.pixel_size_mm)
+    return px, py
 
 
-def detector_wcs(
-    camera: Camera, detector: int, pointing: Pointing, *, order: int = 3, grid: int = 12
-) -> WCS:
+def detector_wcs(camera: Camera, detector: int, pointing: Pointing, *, order: int = 3, grid: int = 12) -> WCS:
     """A TAN-SIP WCS approximating `pixel_to_sky` on a detector (sub-mas for HSC-like distortion)."""
     det = camera.detector(detector)
     gx = np.linspace(-0.5, det.nx - 0.5, grid)

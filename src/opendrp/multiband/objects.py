@@ -58,7 +58,9 @@ def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 
         sns.append(np.asarray(t["sn"], float))
         band_idx.append(np.full(len(t), k))
     if not xs or sum(len(a) for a in xs) == 0:
-        out = Table({"x": np.zeros(0), "y": np.zeros(0), "detect_sn": np.zeros(0), "n_bands": np.zeros(0, int)})
+        out = Table(
+            {"x": np.zeros(0), "y": np.zeros(0), "detect_sn": np.zeros(0), "n_bands": np.zeros(0, int)}
+        )
         out["detect_band"] = np.zeros(0, dtype="U8")
         for band in bands:
             out[f"detected_{band}"] = np.zeros(0, bool)
@@ -83,7 +85,9 @@ def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 
     groups: dict[int, list[int]] = {}
     for i, r in enumerate(roots):
         groups.setdefault(int(r), []).append(i)
-    best, n_bands, flags = [], [], {b: [] for b in bands}
+    best: list[int] = []
+    n_bands: list[int] = []
+    flags: dict[str, list[bool]] = {b: [] for b in bands}
     for members in groups.values():
         m = np.asarray(members)
         best.append(int(m[np.argmax(sn[m])]))
@@ -109,7 +113,13 @@ def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 
 
 
 def primary_flags(
-    ra: np.ndarray, dec: np.ndarray, x: np.ndarray, y: np.ndarray, *, patch: PatchInfo, tract: TractInfo,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    patch: PatchInfo,
+    tract: TractInfo,
     skymap: RingsSkyMap,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(isPatchInner, isTractInner, isPrimary)`` of objects at patch pixels (x, y) / sky (ra, dec).

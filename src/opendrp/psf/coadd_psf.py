@@ -67,7 +67,9 @@ class CoaddPsf(PsfModel):
     @classmethod
     def combine(cls, parts: Sequence[tuple[PsfModel, float]]) -> CoaddPsf:
         """Combine piecewise PSFs (e.g. the warps of a coadd), each scaled by a weight."""
-        kernels, weights, polygons = [], [], []
+        kernels: list[np.ndarray] = []
+        weights: list[float] = []
+        polygons: list[np.ndarray] = []
         for psf, w in parts:
             if isinstance(psf, CoaddPsf):
                 kernels.extend(psf.kernels)

@@ -216,7 +216,9 @@ def read_raw_header(path: str | Path, camera: Camera | None = None) -> RawHeader
             try:
                 camera.filter(parsed.physical_filter)
             except Exception as exc:
-                raise BadRawFileError(f"unknown filter FILTER01={parsed.physical_filter!r}", where=where) from exc
+                raise BadRawFileError(
+                    f"unknown filter FILTER01={parsed.physical_filter!r}", where=where
+                ) from exc
         expected = camera.detector(parsed.detector).raw_shape
         if shape != expected:
             raise BadRawFileError(

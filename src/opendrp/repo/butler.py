@@ -143,7 +143,11 @@ def create_repo(
 
 
 def open_butler(
-    root: str | Path, *, writeable: bool = False, collections: Sequence[str] | str | None = None, run: str | None = None
+    root: str | Path,
+    *,
+    writeable: bool = False,
+    collections: Sequence[str] | str | None = None,
+    run: str | None = None,
 ) -> Butler:
     """Open an existing repository, with a clear error when there is none."""
     if "://" not in str(root) and not (Path(root) / "butler.yaml").exists():
@@ -156,7 +160,9 @@ def open_butler(
 def register_dataset_type(
     butler: Butler, name: str, dimensions: Sequence[str], storage_class: str, *, is_calibration: bool = False
 ) -> DatasetType:
-    dt = DatasetType(name, dimensions, storage_class, universe=butler.dimensions, isCalibration=is_calibration)
+    dt = DatasetType(
+        name, dimensions, storage_class, universe=butler.dimensions, isCalibration=is_calibration
+    )
     butler.registry.registerDatasetType(dt)
     return dt
 
@@ -267,7 +273,10 @@ def register_patches(butler: Butler, skymap: RingsSkyMap, ra: np.ndarray, dec: n
 def htm_index(ra: np.ndarray, dec: np.ndarray, level: int = REFCAT_HTM_LEVEL) -> np.ndarray:
     pix = HtmPixelization(level)
     return np.array(
-        [pix.index(UnitVector3d(LonLat.fromDegrees(float(r), float(d)))) for r, d in zip(ra, dec, strict=True)],
+        [
+            pix.index(UnitVector3d(LonLat.fromDegrees(float(r), float(d))))
+            for r, d in zip(ra, dec, strict=True)
+        ],
         dtype=np.int64,
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.time import Time, TimeDelta
-from lsst.daf.butler import Butler, DatasetRef, DatasetType, FileDataset, Timespan
+from lsst.daf.butler import Butler, DataCoordinate, DatasetRef, DatasetType, FileDataset, Timespan
 
 from ..errors import BadRawFileError, OpenDRPError
 from ..instrument import Camera
@@ -74,14 +74,22 @@ def _define_exposures(
     for exp_id, hs in sorted(by_exposure.items()):
         h = hs[0]
         day_obs = day_obs_of(h.date_obs)
-        day_begin = Time(f"{str(day_obs)[:4]}-{str(day_obs)[4:6]}-{str(day_obs)[6:]}T12:00:00", scale="utc").tai
+        day_begin = Time(
+            f"{str(day_obs)[:4]}-{str(day_obs)[4:6]}-{str(day_obs)[6:]}T12:00:00", scale="utc"
+        ).tai
         butler.registry.syncDimensionData(
             "day_obs",
-            dict(instrument=inst, id=day_obs, timespan=Timespan(day_begin, day_begin + TimeDelta(1, format="jd"))),
+            dict(
+                instrument=inst,
+                id=day_obs,
+                timespan=Timespan(day_begin, day_begin + TimeDelta(1, format="jd")),
+            ),
         )
         butler.registry.syncDimensionData("group", dict(instrument=inst, name=h.obs_id))
         physical_filter = h.physical_filter if h.observation_type in ("science", "flat") else NO_FILTER
-        if physical_filter != NO_FILTER and physical_filter not in {f.physical_filter for f in camera.filters}:
+        if physical_filter != NO_FILTER and physical_filter not in {
+            f.physical_filter for f in camera.filters
+        }:
             physical_filter = NO_FILTER
         ts = _exposure_timespan(h)
         is_science = h.observation_type == "science"
@@ -130,7 +138,9 @@ def _define_exposures(
                 timespan=ts,
             ),
         )
-        butler.registry.syncDimensionData("visit_definition", dict(instrument=inst, exposure=exp_id, visit=exp_id))
+        butler.registry.syncDimensionData(
+            "visit_definition", dict(instrument=inst, exposure=exp_id, visit=exp_id)
+        )
         present = sorted({x.detector for x in hs})
         butler.registry.insertDimensionData(
             "visit_detector_region",
@@ -208,12 +218,15 @@ def ingest_raws(
         if (h.exposure_id, h.detector) in existing:
             report.skipped.append(str(path))
             continue
-        ref = DatasetRef(
-            raw_type, {"instrument": camera.name, "exposure": h.exposure_id, "detector": h.detector}, run=run
+        data_id = DataCoordinate.standardize(
+            instrument=camera.name, exposure=h.exposure_id, detector=h.detector, universe=butler.dimensions
         )
+        ref = DatasetRef(raw_type, data_id, run=run)
         datasets.append(FileDataset(path=str(path.resolve()), refs=[ref], formatter=_raw_formatter()))
     if datasets:
-        butler.ingest(*datasets, transfer=None if transfer == "direct" else transfer, record_validation_info=True)
+        butler.ingest(
+            *datasets, transfer=None if transfer == "direct" else transfer, record_validation_info=True
+        )
         report.ingested.extend(d.path for d in datasets)  # type: ignore[misc]
     return report
 

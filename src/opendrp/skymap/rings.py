@@ -217,7 +217,10 @@ class RingsSkyMap:
         if ring < 0 or ring >= c.num_rings:
             ctr_ra, ctr_dec = 0.0, (-90.0 if ring < 0 else 90.0)
         else:
-            ctr_ra, ctr_dec = (ra_range[0] + 0.5 * (ra_range[1] - ra_range[0])) % 360.0, float(np.mean(dec_range))
+            ctr_ra, ctr_dec = (
+                (ra_range[0] + 0.5 * (ra_range[1] - ra_range[0])) % 360.0,
+                float(np.mean(dec_range)),
+            )
         # extent of the overlap-grown cell in the tangent plane, from points along its boundary
         ov = c.tract_overlap_deg
         d0, d1 = max(dec_range[0] - ov, -89.999), min(dec_range[1] + ov, 89.999)

@@ -9,7 +9,8 @@ import lsst.pipe.base as pipe_base
 import lsst.pipe.base.connectionTypes as ct
 import numpy as np
 
-from ..coadd import assemble_coadd, warp_exposure
+from ..coadd import BBox, assemble_coadd, warp_bbox, warp_exposure, warp_weight
+from ..coadd.warp import WARP_BBOX_PREFIX
 from ..image import Exposure, mask_bit
 from ..psf import CoaddPsf
 from ..skymap import PatchInfo, RingsSkyMap
@@ -20,64 +21,39 @@ __all__ = [
     "AssembleCoaddTaskConfig",
     "MakeWarpTask",
     "MakeWarpTaskConfig",
-    "footprint_polygon",
     "merge_detector_warps",
-    "warp_weight",
 ]
 
 _NO_DATA = mask_bit("NO_DATA")
 
 
-def footprint_polygon(calexp: Exposure, patch: PatchInfo) -> np.ndarray:
-    """The calexp's outline (its four corners) in the patch's pixel coordinates, shape ``(4, 2)``."""
-    ny, nx = calexp.shape
-    cx = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
-    cy = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-    assert calexp.wcs is not None
-    ra, dec = calexp.wcs.all_pix2world(cx, cy, 0)
-    px, py = patch.wcs.all_world2pix(ra, dec, 0)
-    return np.column_stack([px, py])
-
-
-def merge_detector_warps(
-    warps: list[tuple[Exposure, np.ndarray]], shape: tuple[int, int], metadata: dict[str, Any]
-) -> Exposure:
+def merge_detector_warps(warps: list[Exposure], shape: tuple[int, int], metadata: dict[str, Any]) -> Exposure:
     """Combine the warps of the detectors of one visit (which do not overlap) into one warp.
 
-    Each entry is a detector's warp and its footprint polygon; the visit warp's PSF is a `CoaddPsf` with one
-    component per detector, so that it is right on each detector's footprint.
+    The visit warp's PSF combines the detectors' piecewise PSFs (each right on its detector's footprint);
+    its data box is the union of theirs.
     """
     out = Exposure.blank(*shape)
     out.mask[:] = _NO_DATA
     out.variance[:] = np.inf
-    kernels, polygons = [], []
-    for w, polygon in warps:
-        valid = (w.mask & _NO_DATA) == 0
-        free = (out.mask & _NO_DATA) != 0
-        take = valid & free
-        out.image[take] = w.image[take]
-        out.variance[take] = w.variance[take]
-        out.mask[take] = w.mask[take]
-        assert w.psf is not None
-        c = polygon.mean(axis=0)
-        kernels.append(w.psf.kernel_image(float(c[0]), float(c[1])))
-        polygons.append(polygon)
-    size = max(k.shape[0] for k in kernels)
-    from ..psf import pad_kernel
-
-    out.psf = CoaddPsf(np.array([pad_kernel(k, size) for k in kernels]), np.ones(len(kernels)), polygons)
-    out.wcs = warps[0][0].wcs
-    out.photo_calib = warps[0][0].photo_calib
-    out.metadata = dict(metadata)
+    boxes = []
+    for w in warps:
+        box = warp_bbox(w)
+        boxes.append(box)
+        rows, cols = box.slices
+        valid = (w.mask[rows, cols] & _NO_DATA) == 0
+        take = valid & ((out.mask[rows, cols] & _NO_DATA) != 0)
+        out.image[rows, cols][take] = w.image[rows, cols][take]
+        out.variance[rows, cols][take] = w.variance[rows, cols][take]
+        out.mask[rows, cols][take] = w.mask[rows, cols][take]
+    out.psf = CoaddPsf.combine([(w.psf, 1.0) for w in warps if w.psf is not None])
+    out.wcs = warps[0].wcs
+    out.photo_calib = warps[0].photo_calib
+    union = BBox(
+        min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes)
+    )
+    out.metadata = {**metadata, **union.to_metadata(WARP_BBOX_PREFIX)}
     return out
-
-
-def warp_weight(warp: Exposure) -> float:
-    """Coadd weight of a warp: inverse of its mean variance over valid pixels (0 when it has none)."""
-    good = ((warp.mask & _NO_DATA) == 0) & np.isfinite(warp.variance) & (warp.variance > 0)
-    if not good.any():
-        return 0.0
-    return float(1.0 / np.mean(warp.variance[good]))
 
 
 class MakeWarpConnections(
@@ -143,7 +119,7 @@ class MakeWarpTask(pipe_base.PipelineTask):
                 grid_spacing=self.config.grid_spacing,
             )
             if w is not None:
-                parts.append((w, footprint_polygon(calexp, patch)))
+                parts.append(w)
         if not parts:
             raise pipe_base.NoWorkFound(f"no calexp of visit {visit} overlaps patch {patch.id}")
         meta = {"VISIT": visit, "BAND": band, "TRACT": patch.tract, "PATCH": patch.id, "NCCD": len(parts)}
@@ -197,8 +173,7 @@ class AssembleCoaddTask(pipe_base.PipelineTask):
         if not used:
             raise pipe_base.NoWorkFound("no warp has valid pixels")
         clip = self.config.clip_sigma if self.config.clip_sigma > 0 else None
-        coadd = assemble_coadd([w for w, _ in used], clip_sigma=clip)
-        coadd.psf = CoaddPsf.combine([(w.psf, wt) for w, wt in used])  # type: ignore[misc]
+        coadd = assemble_coadd([w for w, _ in used], clip_sigma=clip, weights=[wt for _, wt in used])
         visits = sorted(int(w.metadata.get("VISIT", -1)) for w, _ in used)
         coadd.metadata.update({"BAND": band, "NINPUTS": len(used), "VISITS": ",".join(map(str, visits))})
         record_metrics(self, {"n_inputs": len(used)})

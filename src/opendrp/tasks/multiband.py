@@ -53,11 +53,26 @@ class DetectCoaddTask(pipe_base.PipelineTask):
     config: DetectCoaddTaskConfig
 
     def run(self, *, coadd: Exposure) -> pipe_base.Struct:
+        ny, nx = coadd.shape
+        fwhm = coadd.psf.fwhm_pixels(nx / 2.0, ny / 2.0) if coadd.psf is not None else 2.0
         det = detect_sources(
-            coadd.image, coadd.variance, coadd.mask, threshold=self.config.threshold, min_area=self.config.min_area
+            coadd.image,
+            coadd.variance,
+            coadd.mask,
+            threshold=self.config.threshold,
+            min_area=self.config.min_area,
+            kernel_fwhm=fwhm,
+            return_segmentation=False,
         )
-        if "sn" not in det.colnames:
-            raise pipe_base.InvalidQuantumError("detect_sources must return an 'sn' column")
+        assert isinstance(det, Table)
+        # significance of the footprint: isophotal flux over its noise (variance at the peak)
+        iy, ix = np.asarray(det["y_peak"], int), np.asarray(det["x_peak"], int)
+        var_peak = np.asarray(coadd.variance, float)[iy, ix]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sn = np.asarray(det["iso_flux"], float) / np.sqrt(
+                np.asarray(det["footprint_area"], float) * var_peak
+            )
+        det["sn"] = np.nan_to_num(sn, nan=0.0, posinf=0.0)
         self.metadata["n_detections"] = len(det)
         return pipe_base.Struct(detections=det)
 
@@ -121,7 +136,9 @@ class MergeDetectionsTask(pipe_base.PipelineTask):
         merged["objectId"] = make_object_id(tract, patch, np.arange(len(merged)))
         merged["coord_ra"], merged["coord_dec"] = ra, dec
         merged["tract"], merged["patch"] = tract, patch
-        inner_p, inner_t, primary = primary_flags(ra, dec, x, y, patch=patch_info, tract=tract_info, skymap=sky_map)
+        inner_p, inner_t, primary = primary_flags(
+            ra, dec, x, y, patch=patch_info, tract=tract_info, skymap=sky_map
+        )
         merged["detect_isPatchInner"] = inner_p
         merged["detect_isTractInner"] = inner_t
         merged["detect_isPrimary"] = primary
@@ -192,7 +209,9 @@ class WriteObjectTableConnections(pipe_base.PipelineTaskConnections, dimensions=
     )
 
 
-class WriteObjectTableTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=WriteObjectTableConnections):
+class WriteObjectTableTaskConfig(
+    pipe_base.PipelineTaskConfig, pipelineConnections=WriteObjectTableConnections
+):
     band_priority = pex_config.ListField[str](
         doc="Band order that breaks ties when choosing the reference band.",
         default=["i", "r", "z", "y", "g", "u"],
@@ -214,7 +233,9 @@ class WriteObjectTableTask(pipe_base.PipelineTask):
 
     def run(self, *, forced: dict[str, Table], merged: Table) -> pipe_base.Struct:
         bands = sorted(forced)
-        objects = make_object_table(merged, {b: forced[b] for b in bands}, band_priority=list(self.config.band_priority))
+        objects = make_object_table(
+            merged, {b: forced[b] for b in bands}, band_priority=list(self.config.band_priority)
+        )
         return pipe_base.Struct(objects=objects)
 
 
@@ -227,7 +248,9 @@ class ConsolidateObjectTableConnections(pipe_base.PipelineTaskConnections, dimen
         multiple=True,
     )
     tract_objects = ct.Output(
-        doc="The tract's Object table.", name="objectTable_tract", storageClass="ArrowAstropy",
+        doc="The tract's Object table.",
+        name="objectTable_tract",
+        storageClass="ArrowAstropy",
         dimensions=("skymap", "tract"),
     )
 
