@@ -84,6 +84,9 @@ class Star:
     ra: float
     dec: float
     flux_counts: float
+    x: float  # source pixels
+    y: float
+    inside: bool  # the whole star (+-15 px) is on the image
 
 
 @dataclasses.dataclass
@@ -123,13 +126,13 @@ def make_calexp(
     stars = []
     xs, ys = wcs.all_world2pix(np.array([p[0] for p in positions]), np.array([p[1] for p in positions]), 0)
     for (ra, dec), x, y in zip(positions, xs, ys):
-        if not (12 <= x <= nx - 13 and 12 <= y <= ny - 13):
+        if not (-15 <= x <= nx + 14 and -15 <= y <= ny + 14):
             continue
         x0, y0 = int(round(x)), int(round(y))
-        sl = (slice(y0 - 15, y0 + 16), slice(x0 - 15, x0 + 16))
+        sl = (slice(max(y0 - 15, 0), min(y0 + 16, ny)), slice(max(x0 - 15, 0), min(x0 + 16, nx)))
         yy, xx = np.mgrid[sl]
         image[sl] += flux_counts * normalized_gaussian(xx - x, yy - y, *psf_shape)
-        stars.append(Star(ra, dec, flux_counts))
+        stars.append(Star(ra, dec, flux_counts, x, y, 15 <= x <= nx - 16 and 15 <= y <= ny - 16))
     rng = np.random.default_rng(seed)
     variance = np.full(shape, max(noise_sigma**2, 1e-6), np.float32)
     if noise_sigma > 0:
