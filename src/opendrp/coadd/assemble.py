@@ -11,7 +11,8 @@ Rules (all documented choices):
   Where no warp covers a pixel: image 0, variance +inf, ``NO_DATA``.
 * **Artifact rejection** (``clip_sigma`` set, pixels with >= 3 contributing inputs): a first pass builds a
   robust reference, the weighted mean with the highest and lowest input removed per pixel (the median for 3
-  inputs), and the weighted scatter ``s**2`` of those remaining inputs; a second pass rejects a warp pixel when
+  inputs), and the weighted scatter ``s**2`` of those remaining inputs; a second pass rejects a warp pixel
+  when
   ``(I - ref)**2 > clip_sigma**2 (var + var_ref + s**2) + (clip_fraction M)**2`` where ``M`` is the maximum of
   ``|ref|`` over ``clip_footprint`` x ``clip_footprint`` pixels.  The last two terms protect real sources: the
   scatter term the intrinsic spread between inputs, the ``M`` term (SWarp's CLIPPED combine uses ``|ref|``;
