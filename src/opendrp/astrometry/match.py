@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
+from scipy import stats
 from scipy.spatial import cKDTree
 
 from ..errors import AlgorithmError
@@ -99,8 +100,9 @@ def vote_offset(
         Rotation (radians) about ``centre`` to apply to reference positions first.
     peak : `int`
         Pairs in the peak cell.
-    expected : `float`
-        Pairs expected per cell by chance.
+    threshold : `float`
+        Fewest pairs in the peak cell for it to be significant: the count that pure chance exceeds with a
+        probability below 1e-3 over all cells and rotations tried (Poisson).
     """
     xc, yc = centre
     if r_max is None:
@@ -133,7 +135,9 @@ def vote_offset(
             sel = (np.abs(dx - cx) <= bin_size) & (np.abs(dy - cy) <= bin_size)
             expected = len(dx) * 4 * bin_size**2 / (np.pi * search**2)
             best = (float(np.median(dx[sel])), float(np.median(dy[sel])), float(theta), peak, float(expected))
-    return best
+    n_trials = max(1, len(thetas) * nb * nb)
+    threshold = float(stats.poisson.isf(1e-3 / n_trials, max(best[4], 1e-3))) + 1.0
+    return best[0], best[1], best[2], best[3], threshold
 
 
 def _brightest(flux: np.ndarray | None, n: int, keep: np.ndarray) -> np.ndarray:
@@ -227,7 +231,7 @@ def fit_wcs_to_refcat(
     centre = (0.5 * (nx - 1), 0.5 * (ny - 1))
     si = _brightest(src_flux, n_vote, np.ones(len(x), bool))
     ri = _brightest(ref_flux, 2 * n_vote, on)
-    dx, dy, theta, peak, expected = vote_offset(
+    dx, dy, theta, peak, threshold = vote_offset(
         x[si],
         y[si],
         rx[ri],
@@ -237,10 +241,10 @@ def fit_wcs_to_refcat(
         max_rotation_deg=max_rotation_deg,
         r_max=0.5 * float(np.hypot(nx, ny)),
     )
-    if peak < max(min_matches // 2, 3) or peak < expected + 5 * np.sqrt(max(expected, 1.0)):
+    if peak < max(min_matches // 2, 4, threshold):
         raise AlgorithmError(
-            f"no significant match between sources and reference stars "
-            f"(peak {peak} pairs, {expected:.1f} by chance)"
+            f"no significant match between sources and reference stars within {max_offset_arcsec} arcsec "
+            f"of the pointing (best offset: {peak} pairs, {threshold:.0f} needed)"
         )
     # initial matches with the voted correction
     idx_on = np.flatnonzero(on)
@@ -257,6 +261,7 @@ def fit_wcs_to_refcat(
     used = np.ones(len(s_i), bool)
     fit_order = 1
     crpix = centre
+    radius_mas = 1000.0 * match_radius_arcsec
     for it in range(n_iter):
         if used.sum() < min_matches:
             raise AlgorithmError(f"only {int(used.sum())} astrometric matches (need {min_matches})")
@@ -285,8 +290,12 @@ def fit_wcs_to_refcat(
         used = np.ones(len(s_i), bool)
         if same and it > 1:
             break
-    if len(s_i) < min_matches:
-        raise AlgorithmError(f"only {len(s_i)} astrometric matches (need {min_matches})")
+    # matches must outnumber chance coincidences within the final radius
+    area = float(nx * ny)
+    chance = len(x) * int(on.sum()) * np.pi * (radius_mas / 1000.0 / scale) ** 2 / area
+    needed = max(min_matches, int(np.ceil(chance + 5 * np.sqrt(chance))))
+    if len(s_i) < needed:
+        raise AlgorithmError(f"only {len(s_i)} astrometric matches (need {needed}; {chance:.1f} by chance)")
     fit_order = max_fit_order(len(s_i), order)
     wcs = fit_tan_sip(
         x[s_i], y[s_i], ref_ra[r_j], ref_dec[r_j], order=fit_order, crpix=crpix, weights=1.0 / err2[s_i]

@@ -166,15 +166,28 @@ def fit_psf(
         sst, _ = gather_stamps(segmentation, np.rint(x).astype(int), np.rint(y).astype(int), size // 2)
         valid &= (sst == 0) | (sst == np.asarray(segment_ids)[:, None, None])
     n = len(x)
-    used = valid.sum(axis=(1, 2)) > 0.5 * size * size
+    candidate = valid.sum(axis=(1, 2)) > 0.5 * size * size
     flux = np.where(valid, stamps, 0.0).sum(axis=(1, 2))
-    used &= flux > 0
+    candidate &= flux > 0
+    # robust start: the median normalized star (a constant model) to clip gross outliers (cosmic rays,
+    # trails, neighbours) before the first polynomial fit
+    pix_ok = valid.copy()
+    if candidate.sum() >= 3:
+        norm0 = np.where(valid, stamps, np.nan) / np.where(candidate, flux, 1.0)[:, None, None]
+        med = np.nanmedian(norm0[candidate], axis=0)
+        med = np.where(np.isfinite(med), np.maximum(med, 0.0), 0.0)
+        med /= max(med.sum(), 1e-12)
+        wv = np.where(valid, 1.0 / var, 0.0)
+        f0 = (wv * stamps * med).sum(axis=(1, 2)) / np.maximum((wv * med * med).sum(axis=(1, 2)), 1e-300)
+        chi0 = (stamps - f0[:, None, None] * med) / np.sqrt(var + (0.3 * f0[:, None, None] * med) ** 2)
+        pix_ok = valid & (np.abs(chi0) < 2 * pixel_clip)
+        flux = np.where(candidate & (f0 > 0), f0, flux)
+    used = candidate.copy()
     while degree > 0 and used.sum() < min_stars_for_degree(degree):
         degree -= 1
     if used.sum() < 2:
         raise ValueError(f"{int(used.sum())} usable PSF stars; at least 2 are needed")
     design = _design(x, y, degree, xr, yr)
-    pix_ok = valid.copy()
     chi2 = np.zeros(n)
     basis = np.zeros((design.shape[1], size, size))
     for it in range(n_iter + 1):
@@ -197,10 +210,10 @@ def fit_psf(
         if it == n_iter:
             break
         pix_ok = valid & (np.abs(chi) < pixel_clip)
-        med = float(np.median(chi2[used]))
-        mad = 1.4826 * float(np.median(np.abs(chi2[used] - med)))
-        reject = (chi2 > med + star_clip * max(mad, 1e-3 * med)) & (chi2 > 1.5 * med)
-        new_used = used & ~reject & (flux > 0)
+        c_med = float(np.median(chi2[used]))
+        c_mad = 1.4826 * float(np.median(np.abs(chi2[used] - c_med)))
+        reject = (chi2 > c_med + star_clip * max(c_mad, 1e-3 * c_med)) & (chi2 > 1.5 * c_med)
+        new_used = candidate & ~reject & (flux > 0)
         if new_used.sum() >= max(2, min_stars_for_degree(degree) // 2):
             used = new_used
     psf = PixelPsf(basis, degree=degree, x_range=xr, y_range=yr)
