@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opendrp.coadd import CoaddAccumulator, assemble_coadd, warp_exposure, warp_weight
+from opendrp.coadd import BBox, CoaddAccumulator, assemble_coadd, warp_exposure, warp_weight
 from opendrp.image.mask import mask_bit
 from opendrp.image.photo_calib import PhotoCalib
 from opendrp.psf import CoaddPsf, pad_kernel
@@ -201,3 +201,30 @@ def test_mask_rules(survey):
     m = coadd.mask[bad[1], bad[0]]
     assert not m & mask_bit("BAD") and m & mask_bit("INEXACT_PSF")
     assert coadd.mask[bad[1], bad[0] + 1] & mask_bit("INTRP")
+
+
+def test_compact_warps_give_the_same_coadd(survey, coadd):
+    tgt, _, calexps, warps = survey
+    compact = [warp_exposure(c.exposure, tgt, TARGET_SHAPE, full_size=False) for c in calexps]
+    order = sorted(range(len(compact)), key=lambda k: compact[k].shape == TARGET_SHAPE)
+    compact, warps = [compact[k] for k in order], [warps[k] for k in order]
+    assert compact[0].shape != TARGET_SHAPE
+    for full, small in zip(warps, compact):
+        bbox = BBox.from_metadata(small.metadata, "WARP")
+        assert small.shape == (bbox.height, bbox.width)
+        assert np.array_equal(full.image[bbox.slices], small.image)
+        # the compact warp's WCS is the patch WCS shifted to the box origin
+        ra, dec = tgt.all_pix2world([bbox.x0 + 10.0], [bbox.y0 + 20.0], 0)
+        x, y = small.wcs.all_world2pix(ra, dec, 0)
+        assert abs(x[0] - 10.0) < 1e-6 and abs(y[0] - 20.0) < 1e-6
+        assert np.allclose(
+            small.psf.kernel_image(50.0 - bbox.x0, 60.0 - bbox.y0), full.psf.kernel_image(50.0, 60.0)
+        )
+    with pytest.raises(ValueError):
+        assemble_coadd(compact)  # the coadd shape is needed when the first warp is compact
+    again = assemble_coadd(compact, shape=TARGET_SHAPE, wcs=tgt)
+    coadd = assemble_coadd(warps)  # same order of summation
+    assert np.array_equal(again.image, coadd.image)
+    assert np.array_equal(again.variance, coadd.variance)
+    assert np.array_equal(again.mask, coadd.mask)
+    assert np.allclose(again.psf.kernel_image(100.0, 100.0), coadd.psf.kernel_image(100.0, 100.0))

@@ -27,9 +27,12 @@ Rules (all documented choices):
 * **PSF**: `opendrp.psf.CoaddPsf` combining the warps' PSFs with the warp weights: at each position the
   weighted mean of the kernels of the warps covering it.
 
+Warps may be full-size (the coadd's shape) or compact (only their box, placed by the metadata
+``WARP_X0/Y0/X1/Y1``, see ``warp_exposure(..., full_size=False)``).
+
 Memory (``n`` = pixels of the coadd): pass 1 holds 5 float32, 1 float64 and 3 uint16 arrays (34 n bytes),
-pass 2 the reference (2 float32) and 7 accumulators (36 n bytes), plus one warp at a time (12 n bytes):
-~0.8 GB for 4000 x 4000.
+pass 2 the reference (2 float32) and 6 accumulators (32 n bytes), plus one warp at a time; the final arrays
+are computed in place.  ~0.55 GB for 4000 x 4000, plus the warp (0.1 GB compact for an HSC CCD).
 The warps are visited twice (once without clipping), so a lazy sequence that reads each warp from disk on
 access keeps only one warp in memory.
 """
@@ -48,7 +51,7 @@ from ..image.mask import mask_bit
 from ..image.photo_calib import PhotoCalib
 from ..psf import CoaddPsf, PsfModel
 from .mapping import BBox
-from .warp import warp_bbox
+from .warp import WARP_BBOX_PREFIX, warp_bbox
 
 __all__ = [
     "DEFAULT_BAD_MASK_PLANES",
@@ -71,15 +74,45 @@ _CHUNK_PIXELS = 65536
 _NO_DATA = mask_bit("NO_DATA")
 
 
-def _row_chunks(bbox: BBox) -> list[tuple[int, int]]:
-    step = max(1, _CHUNK_PIXELS // max(bbox.width, 1))
-    return [(r, min(r + step, bbox.y1)) for r in range(bbox.y0, bbox.y1, step)]
+def _row_chunks(y0: int, y1: int, width: int, chunk_pixels: int = _CHUNK_PIXELS) -> list[tuple[int, int]]:
+    step = max(1, chunk_pixels // max(width, 1))
+    return [(r, min(r + step, y1)) for r in range(y0, y1, step)]
+
+
+def _placement(warp: Exposure, shape: tuple[int, int]) -> tuple[BBox, int, int]:
+    """The warp's data box in coadd pixels and the offset ``(dy, dx)`` of its arrays (0 when full-size)."""
+    if warp.shape == shape:
+        return warp_bbox(warp), 0, 0
+    bbox = BBox.from_metadata(warp.metadata, WARP_BBOX_PREFIX)
+    if bbox is None or (bbox.height, bbox.width) != warp.shape:
+        raise ValueError(
+            f"warp shape {warp.shape} is neither the coadd shape {shape} nor its box (metadata WARP_X0..Y1)"
+        )
+    if bbox.x0 < 0 or bbox.y0 < 0 or bbox.x1 > shape[1] or bbox.y1 > shape[0]:
+        raise ValueError(f"warp box {bbox} is outside the coadd {shape}")
+    return bbox, bbox.y0, bbox.x0
+
+
+def _chunks(warp: Exposure, shape: tuple[int, int]):
+    """Yield ``(coadd slices, image, variance, mask)`` of a warp's box, a few rows at a time."""
+    bbox, dy, dx = _placement(warp, shape)
+    for r0, r1 in _row_chunks(bbox.y0, bbox.y1, bbox.width):
+        local = (slice(r0 - dy, r1 - dy), slice(bbox.x0 - dx, bbox.x1 - dx))
+        yield (
+            (slice(r0, r1), slice(bbox.x0, bbox.x1)),
+            warp.image[local],
+            warp.variance[local],
+            warp.mask[local],
+        )
 
 
 def warp_weight(warp: Exposure, *, bad_mask_planes: Sequence[str] = DEFAULT_BAD_MASK_PLANES) -> float:
     """Inverse of the 3-sigma-clipped mean variance (nJy**-2) of a warp's good pixels; 0 if it has none."""
     bbox = warp_bbox(warp)
-    rows, cols = bbox.slices
+    if warp.shape == (bbox.height, bbox.width):  # compact warp
+        rows, cols = slice(None), slice(None)
+    else:
+        rows, cols = bbox.slices
     var = warp.variance[rows, cols][::2, ::2]
     mask = warp.mask[rows, cols][::2, ::2]
     good = ((mask & mask_bit("NO_DATA", *bad_mask_planes)) == 0) & np.isfinite(var) & (var > 0)
@@ -121,20 +154,15 @@ class ReferenceAccumulator:
         self._weights: list[float] = []
 
     def add(self, warp: Exposure, weight: float) -> None:
-        """Accumulate one warp with its weight."""
-        if len(self._weights) >= np.iinfo(np.uint16).max:
+        """Accumulate one warp (full-size or compact) with its weight."""
+        if len(self._weights) >= np.iinfo(np.uint16).max - 1:
             raise ValueError("too many inputs for one coadd")
-        if warp.shape != self.shape:
-            raise ValueError(f"warp shape {warp.shape} differs from the coadd shape {self.shape}")
         idx = len(self._weights)
         self._weights.append(float(weight))
         if weight <= 0:
             return
         w = np.float32(weight)
-        bbox = warp_bbox(warp)
-        for r0, r1 in _row_chunks(bbox):
-            sl = (slice(r0, r1), slice(bbox.x0, bbox.x1))
-            img, var, msk = warp.image[sl], warp.variance[sl], warp.mask[sl]
+        for sl, img, var, msk in _chunks(warp, self.shape):
             ok = ((msk & self._bad) == 0) & (var > 0) & (var < np.inf)
             wimg = img * w
             np.add(self._sum[sl], wimg, out=self._sum[sl], where=ok)
@@ -156,35 +184,51 @@ class ReferenceAccumulator:
 
         The tolerance variance is the variance of the trimmed mean plus the weighted scatter of the trimmed
         inputs plus ``(clip_fraction M / clip_sigma)**2`` (``M``: local maximum of ``|ref|``); +inf where
-        fewer than 3 inputs.  The accumulators are released.
+        fewer than 3 inputs.  Computed in place, a few rows at a time; the accumulators are released.
         """
         weights = np.asarray(self._weights + [0.0], np.float32)
-        w_hi = np.where(self._count >= 3, weights[self._hi_idx], 0).astype(np.float32)
-        w_lo = np.where(self._count >= 3, weights[self._lo_idx], 0).astype(np.float32)
-        hi = np.where(w_hi > 0, self._hi, 0).astype(np.float32)
-        lo = np.where(w_lo > 0, self._lo, 0).astype(np.float32)
-        w_trim = self._weight - w_hi - w_lo
-        has = (self._count >= 3) & (w_trim > 0)
-        ref = np.zeros(self.shape, np.float32)
-        np.divide(self._sum - w_hi * hi - w_lo * lo, w_trim, out=ref, where=has)
-        s2 = self._sum_sq - w_hi * hi.astype(np.float64) ** 2 - w_lo * lo.astype(np.float64) ** 2
-        scatter = np.zeros(self.shape, np.float64)
-        np.divide(s2, w_trim, out=scatter, where=has)
-        scatter -= ref.astype(np.float64) ** 2
-        np.maximum(scatter, 0.0, out=scatter)
-        # variance of the trimmed mean, assuming var_i ~ c / w_i with c from the untrimmed sums
-        tol_var = np.full(self.shape, np.inf, np.float32)
-        np.divide(self._var, self._weight * w_trim, out=tol_var, where=has)
-        np.add(tol_var, scatter.astype(np.float32), out=tol_var, where=has)
+        ref, tol_var = self._sum, self._var  # reused for the results
+        for r0, r1 in _row_chunks(0, self.shape[0], self.shape[1]):
+            sl = slice(r0, r1)
+            enough = self._count[sl] >= 3
+            w_hi = np.where(enough, weights[self._hi_idx[sl]], 0).astype(np.float32)
+            w_lo = np.where(enough, weights[self._lo_idx[sl]], 0).astype(np.float32)
+            hi = np.where(enough, self._hi[sl], 0).astype(np.float32)
+            lo = np.where(enough, self._lo[sl], 0).astype(np.float32)
+            weight = self._weight[sl]
+            w_trim = weight - w_hi - w_lo
+            has = enough & (w_trim > 0)
+            total = ref[sl].copy()
+            trimmed = total - w_hi * hi - w_lo * lo
+            ref[sl] = 0.0
+            np.divide(trimmed, w_trim, out=ref[sl], where=has)
+            plain = ~has & (weight > 0)  # fewer than 3 inputs: the plain mean, no clipping
+            np.divide(total, weight, out=ref[sl], where=plain)
+            s2 = self._sum_sq[sl] - w_hi * hi.astype(np.float64) ** 2 - w_lo * lo.astype(np.float64) ** 2
+            scatter = np.zeros(s2.shape, np.float64)
+            np.divide(s2, w_trim, out=scatter, where=has)
+            scatter -= ref[sl].astype(np.float64) ** 2
+            np.maximum(scatter, 0.0, out=scatter)
+            # variance of the trimmed mean, assuming var_i ~ c / w_i with c from the untrimmed sums
+            var_ref = np.full(s2.shape, np.inf, np.float32)
+            np.divide(tol_var[sl], weight * w_trim, out=var_ref, where=has)
+            var_ref += np.where(has, scatter, 0).astype(np.float32)
+            tol_var[sl] = var_ref
+        for name in ("_sum_sq", "_weight", "_hi", "_lo", "_hi_idx", "_lo_idx", "_count"):
+            setattr(self, name, None)
         if clip_fraction > 0:
-            amp = ndimage.maximum_filter(np.abs(ref), size=max(int(clip_footprint), 1), mode="nearest")
-            amp *= clip_fraction / clip_sigma
-            amp *= amp
-            np.add(tol_var, amp, out=tol_var, where=has)
-        # where clipping is off (< 3 inputs) the reference is the plain mean
-        plain = ~has & (self._weight > 0)
-        np.divide(self._sum, self._weight, out=ref, where=plain)
-        for name in ("_sum", "_sum_sq", "_weight", "_var", "_hi", "_lo", "_hi_idx", "_lo_idx", "_count"):
+            halo = max(int(clip_footprint), 1) // 2 + 1
+            ny = self.shape[0]
+            for r0, r1 in _row_chunks(0, ny, self.shape[1], 4 * _CHUNK_PIXELS):
+                a0, a1 = max(r0 - halo, 0), min(r1 + halo, ny)
+                amp = ndimage.maximum_filter(
+                    np.abs(ref[a0:a1]), size=max(int(clip_footprint), 1), mode="nearest"
+                )
+                amp = amp[r0 - a0 : r0 - a0 + (r1 - r0)]
+                amp *= clip_fraction / clip_sigma
+                amp *= amp
+                tol_var[r0:r1] += amp
+        for name in ("_sum", "_var"):
             setattr(self, name, None)
         return ref, tol_var
 
@@ -195,15 +239,20 @@ class CoaddAccumulator:
     Parameters
     ----------
     shape : `tuple` [`int`, `int`]
-        Coadd ``(ny, nx)`` (the warps' full shape).
+        Coadd ``(ny, nx)``.
     wcs : `astropy.wcs.WCS`, optional
-        Coadd WCS (default: the first warp's).
+        Coadd WCS (default: the first full-size warp's).
     reference : `tuple` [`numpy.ndarray`, `numpy.ndarray`], optional
         ``(ref, tolerance variance)`` from `ReferenceAccumulator.finish`; enables artifact rejection.
     clip_sigma : `float`
         Rejection threshold: ``(I - ref)**2 > clip_sigma**2 (var + tolerance variance)``.
     bad_mask_planes, or_mask_planes, mask_fraction_thresholds
         Mask rules, see the module notes.
+
+    Notes
+    -----
+    Pixels where only excluded (bad-plane) inputs have been seen so far hold their fallback sums with a
+    negative weight, reset when the first contributing input arrives: no extra array for the fallback.
     """
 
     def __init__(
@@ -227,23 +276,20 @@ class CoaddAccumulator:
         self._sum = np.zeros(self.shape, np.float32)
         self._weight = np.zeros(self.shape, np.float32)
         self._var = np.zeros(self.shape, np.float32)
-        self._sum_cover = np.zeros(self.shape, np.float32)
         self._weight_cover = np.zeros(self.shape, np.float32)
         self._mask = np.zeros(self.shape, np.int32)
         self._plane_weight = {bit: np.zeros(self.shape, np.float32) for bit in self._thresholds}
         self.inputs: list[dict] = []
-        self._psfs: list[tuple[PsfModel, float, BBox]] = []
+        self._psfs: list[tuple[PsfModel, float, BBox, int, int]] = []
         self.n_clipped = 0
 
     def add(self, warp: Exposure, weight: float | None = None) -> float:
-        """Accumulate one warp; returns the weight used (`warp_weight` by default)."""
-        if warp.shape != self.shape:
-            raise ValueError(f"warp shape {warp.shape} differs from the coadd shape {self.shape}")
+        """Accumulate one warp (full-size or compact); returns the weight used (`warp_weight` by default)."""
+        bbox, dy, dx = _placement(warp, self.shape)
         if weight is None:
             weight = warp_weight(warp)
-        if self.wcs is None:
+        if self.wcs is None and warp.shape == self.shape:
             self.wcs = warp.wcs
-        bbox = warp_bbox(warp)
         self.inputs.append(
             {
                 "visit": warp.metadata.get("visit"),
@@ -254,19 +300,16 @@ class CoaddAccumulator:
         if weight <= 0:
             return float(weight)
         if warp.psf is not None:
-            self._psfs.append((warp.psf, float(weight), bbox))
+            self._psfs.append((warp.psf, float(weight), bbox, dx, dy))
         w = np.float32(weight)
         clip_bits = mask_bit("CLIPPED", "INEXACT_PSF")
         inexact = mask_bit("INEXACT_PSF")
         excluded_bits = self._bad_planes & ~_NO_DATA
-        for r0, r1 in _row_chunks(bbox):
-            sl = (slice(r0, r1), slice(bbox.x0, bbox.x1))
-            img, var, msk = warp.image[sl], warp.variance[sl], warp.mask[sl]
+        for sl, img, var, msk in _chunks(warp, self.shape):
             cover = ((msk & _NO_DATA) == 0) & (var > 0) & (var < np.inf)
             ok = cover & ((msk & self._bad_planes) == 0)
             if self.reference is not None:
-                ref = self.reference[0][sl]
-                resid = img - ref
+                resid = img - self.reference[0][sl]
                 resid *= resid
                 tol = var + self.reference[1][sl]
                 tol *= self.clip_sigma**2
@@ -276,40 +319,68 @@ class CoaddAccumulator:
                     self.n_clipped += n_clip
                     ok &= ~clipped
                     np.bitwise_or(self._mask[sl], clip_bits, out=self._mask[sl], where=clipped)
+            acc_sum, acc_weight = self._sum[sl], self._weight[sl]
             wimg = img * w
-            np.add(self._sum[sl], wimg, out=self._sum[sl], where=ok)
-            np.add(self._weight[sl], w, out=self._weight[sl], where=ok)
-            np.add(self._var[sl], var * (w * w), out=self._var[sl], where=ok)
-            np.add(self._sum_cover[sl], wimg, out=self._sum_cover[sl], where=cover)
+            excluded = cover & ~ok
+            if excluded.any():
+                np.bitwise_or(
+                    self._mask[sl], (msk & excluded_bits) | inexact, out=self._mask[sl], where=excluded
+                )
+                # fallback sums (negative weight) where nothing has contributed yet
+                fallback = excluded & ((msk & self._bad_planes) != 0) & (acc_weight <= 0)
+                np.add(acc_sum, wimg, out=acc_sum, where=fallback)
+                np.subtract(acc_weight, w, out=acc_weight, where=fallback)
+                reset = ok & (acc_weight < 0)
+                if reset.any():
+                    np.copyto(acc_sum, 0.0, where=reset)
+                    np.copyto(acc_weight, 0.0, where=reset)
+            elif not ok.all():
+                reset = ok & (acc_weight < 0)
+                if reset.any():
+                    np.copyto(acc_sum, 0.0, where=reset)
+                    np.copyto(acc_weight, 0.0, where=reset)
+            np.add(acc_sum, wimg, out=acc_sum, where=ok)
+            np.add(acc_weight, w, out=acc_weight, where=ok)
+            var_w = var * (w * w)
+            np.add(self._var[sl], var_w, out=self._var[sl], where=ok)
             np.add(self._weight_cover[sl], w, out=self._weight_cover[sl], where=cover)
             np.bitwise_or(self._mask[sl], msk & self._or_planes, out=self._mask[sl], where=ok)
-            excluded = cover & ~ok
-            np.bitwise_or(self._mask[sl], (msk & excluded_bits) | inexact, out=self._mask[sl], where=excluded)
             for bit, acc in self._plane_weight.items():
                 np.add(acc[sl], w, out=acc[sl], where=cover & ((msk & bit) != 0))
         return float(weight)
 
     def finish(self) -> Exposure:
-        """The coadd `opendrp.image.Exposure` (nJy; ``photo_calib = PhotoCalib(1.0)``)."""
-        weight, cover = self._weight, self._weight_cover
-        has = weight > 0
-        fallback = ~has & (cover > 0)
-        image = np.zeros(self.shape, np.float32)
-        np.divide(self._sum, weight, out=image, where=has)
-        np.divide(self._sum_cover, cover, out=image, where=fallback)
-        variance = np.full(self.shape, np.inf, np.float32)
-        np.divide(self._var, weight * weight, out=variance, where=has)
-        np.divide(1.0, cover, out=variance, where=fallback)
-        mask = self._mask & ~(self._bad_planes & ~_NO_DATA)  # bad planes: only by the rules below
-        mask |= np.where(fallback, self._mask & self._bad_planes, 0).astype(np.int32)
-        mask &= ~np.where(has, 0, mask_bit("INEXACT_PSF")).astype(np.int32)
-        for bit, acc in self._plane_weight.items():
-            threshold = self._thresholds[bit]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                frac = np.where(cover > 0, acc / cover, 0.0)
-            hit = frac >= 1.0 - 1e-6 if threshold >= 1.0 else frac > threshold
-            mask[hit] |= bit
-        mask[cover == 0] = _NO_DATA
+        """The coadd `opendrp.image.Exposure` (nJy; ``photo_calib = PhotoCalib(1.0)``), computed in place."""
+        self.reference = None
+        image, variance, mask = self._sum, self._var, self._mask
+        keep_bad = self._bad_planes & ~_NO_DATA
+        for r0, r1 in _row_chunks(0, self.shape[0], self.shape[1]):
+            sl = slice(r0, r1)
+            weight, cover = self._weight[sl], self._weight_cover[sl]
+            has = weight > 0
+            fallback = weight < 0  # every covering input excluded: mean of those, variance ~ 1 / weight
+            np.divide(image[sl], weight, out=image[sl], where=has)
+            np.divide(image[sl], -weight, out=image[sl], where=fallback)
+            np.divide(variance[sl], weight * weight, out=variance[sl], where=has)
+            np.divide(1.0, -weight, out=variance[sl], where=fallback)
+            empty = ~has & ~fallback
+            image[sl][empty] = 0.0
+            variance[sl][empty] = np.inf
+            m = mask[sl]
+            bad_bits = m & keep_bad
+            m &= ~keep_bad  # bad planes: only by the rules below
+            np.bitwise_or(m, bad_bits, out=m, where=fallback)
+            np.bitwise_and(m, ~mask_bit("INEXACT_PSF"), out=m, where=~has)
+            for bit, acc in self._plane_weight.items():
+                threshold = self._thresholds[bit]
+                frac = np.zeros(cover.shape, np.float32)
+                np.divide(acc[sl], cover, out=frac, where=cover > 0)
+                hit = frac >= 1.0 - 1e-6 if threshold >= 1.0 else frac > threshold
+                np.bitwise_or(m, bit, out=m, where=hit)
+            np.copyto(m, _NO_DATA, where=cover <= 0)
+        for name in ("_weight", "_weight_cover"):
+            setattr(self, name, None)
+        self._plane_weight = {}
         visits = sorted({int(i["visit"]) for i in self.inputs if i["visit"] is not None})
         metadata = {
             "NINPUTS": sum(1 for i in self.inputs if i["weight"] > 0),
@@ -329,14 +400,22 @@ class CoaddAccumulator:
         )
 
 
-def _combine_psfs(parts: Sequence[tuple[PsfModel, float, BBox]]) -> CoaddPsf | None:
-    """`CoaddPsf` of the warps' PSFs with their weights (a non-CoaddPsf covers its warp's box)."""
+def _combine_psfs(parts: Sequence[tuple[PsfModel, float, BBox, int, int]]) -> CoaddPsf | None:
+    """`CoaddPsf` of the warps' PSFs with their weights, in coadd pixels.
+
+    A compact warp's polygons are shifted by its origin; a PSF that is not a `CoaddPsf` covers its
+    warp's box with its kernel at the box centre.
+    """
     if not parts:
         return None
     pieces: list[tuple[PsfModel, float]] = []
-    for psf, weight, bbox in parts:
-        if not isinstance(psf, CoaddPsf):
-            xc, yc = 0.5 * (bbox.x0 + bbox.x1 - 1), 0.5 * (bbox.y0 + bbox.y1 - 1)
+    for psf, weight, bbox, dx, dy in parts:
+        if isinstance(psf, CoaddPsf):
+            if dx or dy:
+                offset = np.array([dx, dy], np.float64)
+                psf = CoaddPsf(psf.kernels, psf.weights, [p + offset for p in psf.polygons])
+        else:
+            xc, yc = 0.5 * (bbox.x0 + bbox.x1 - 1) - dx, 0.5 * (bbox.y0 + bbox.y1 - 1) - dy
             x0, x1, y0, y1 = bbox.x0 - 0.5, bbox.x1 - 0.5, bbox.y0 - 0.5, bbox.y1 - 0.5
             polygon = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
             psf = CoaddPsf(psf.kernel_image(xc, yc)[np.newaxis], np.ones(1), [polygon])
@@ -355,13 +434,16 @@ def assemble_coadd(
     bad_mask_planes: Sequence[str] = DEFAULT_BAD_MASK_PLANES,
     or_mask_planes: Sequence[str] = DEFAULT_OR_MASK_PLANES,
     mask_fraction_thresholds: Mapping[str, float] = DEFAULT_MASK_FRACTION_THRESHOLDS,
+    shape: tuple[int, int] | None = None,
+    wcs: WCS | None = None,
 ) -> Exposure:
     """Coadd warps of one patch and band (see the module notes for every rule).
 
     Parameters
     ----------
     warps : sequence of `opendrp.image.Exposure`
-        Warps on the same grid (nJy); may be a lazy sequence: each warp is read once per pass.
+        Warps on the same grid (nJy), full-size or compact; may be a lazy sequence: each warp is read once
+        per pass.
     statistic : `str`
         ``mean``: inverse-variance weighted mean (the only statistic of v0).
     clip_sigma : `float` or `None`
@@ -374,6 +456,10 @@ def assemble_coadd(
         Weights per warp (default: `warp_weight`, inverse mean variance).
     bad_mask_planes, or_mask_planes, mask_fraction_thresholds
         Mask rules.
+    shape : `tuple` [`int`, `int`], optional
+        Coadd ``(ny, nx)``; required when the first warp is compact.
+    wcs : `astropy.wcs.WCS`, optional
+        Coadd WCS (default: the first warp's, if full-size).
 
     Returns
     -------
@@ -388,7 +474,10 @@ def assemble_coadd(
     if weights is not None and len(weights) != len(warps):
         raise ValueError(f"{len(weights)} weights for {len(warps)} warps")
     first = warps[0]
-    shape, wcs = first.shape, first.wcs
+    if shape is None:
+        shape = first.shape
+    if wcs is None and first.shape == shape:
+        wcs = first.wcs
     del first  # a lazy sequence then holds at most one warp at a time
     reference = None
     weight_list: list[float] = []

@@ -13,7 +13,8 @@ Kernels
 ``cubic``
     Keys (1981) cubic convolution with ``a = -0.5`` (4 x 4 taps); interpolating, unlike a B-spline.
 ``bilinear``
-    2 x 2 taps, the fastest; smooths the noise most (mean variance factor 4/9).
+    2 x 2 taps, the fastest; smooths the noise most (mean per-pixel variance factor 4/9, vs 0.80 for
+    lanczos3 and 0.66 for cubic).
 """
 
 from __future__ import annotations
@@ -176,7 +177,6 @@ class TapGather:
         n = base.size
         row = np.empty(n, np.float32)
         tmp = np.empty(n, np.float32)
-        out[...] = 0.0
         for j in range(taps):
             off = j * self.width
             flat[off:].take(base, mode="wrap", out=tmp)
@@ -185,8 +185,11 @@ class TapGather:
                 flat[off + k :].take(base, mode="wrap", out=tmp)
                 tmp *= wx[k]
                 row += tmp
-            row *= wy[j]
-            out += row
+            if j == 0:
+                np.multiply(row, wy[0], out=out)
+            else:
+                row *= wy[j]
+                out += row
         return out
 
 

@@ -213,7 +213,7 @@ class CoordinateMap:
         -------
         x, y : `numpy.ndarray` [float64], shape ``((v1 - v0) * width,)``
             Source pixel positions (row-major).
-        det : `numpy.ndarray` [float64]
+        det : `numpy.ndarray` [float32]
             Source pixel area per target pixel.
         """
         kv, tv = self._index(np.arange(v0, v1, dtype=np.float64), self.bbox.y0, len(self.node_v))
@@ -222,5 +222,8 @@ class CoordinateMap:
         out = []
         for grid in (self.node_x, self.node_y, self.node_det):
             rows = grid[kv] * (1.0 - tv) + grid[kv + 1] * tv  # (n_rows, n_nodes_u)
-            out.append((rows[:, ku] * (1.0 - tu) + rows[:, ku + 1] * tu).ravel())
-        return out[0], out[1], out[2]
+            step = np.diff(rows, axis=1)
+            values = rows[:, ku]
+            values += step[:, ku] * tu
+            out.append(values.ravel())
+        return out[0], out[1], out[2].astype(np.float32)

@@ -1,15 +1,18 @@
 """Warping: resample a calibrated exposure onto a target pixel grid (a patch), in nJy.
 
-Conventions of a warp (an `opendrp.image.Exposure` of the full target shape):
+Conventions of a warp (an `opendrp.image.Exposure` of the full target shape, or with ``full_size=False`` of
+its data box only, with the WCS and PSF polygons shifted to the box origin):
 
 * ``image``: surface brightness in **nJy per target pixel**: the input counts times
   ``photo_calib.calibration_mean`` times the source-pixel area per target pixel, so that the sum of a star's
   warp pixels equals its calibrated flux.
-* ``variance``: nJy**2, the per-pixel variance of the resampled image: ``sum(w**2 var)`` over the kernel taps
-  (exact for independent input pixels).  Resampling correlates the noise of neighbouring pixels: the per-pixel
-  variance of resampled white noise is ``noise_factor`` (metadata ``WARP_NOISE_FACTOR``, the mean of
-  ``sum(w**2)``: about 0.57 for lanczos3, 0.44 for bilinear) times the input variance, while the variance of a
-  sum over a large aperture is unchanged.
+* ``variance``: nJy**2, the per-pixel variance of the resampled image, ``sum(w**2 var)`` over the kernel
+  taps (exact for independent input pixels; ``exact_variance=False`` instead interpolates the variance
+  bilinearly and multiplies by ``sum(w**2)``, the same where the variance is locally constant).  Resampling
+  correlates the noise of neighbouring pixels: the per-pixel variance of resampled white noise is
+  ``noise_factor`` (metadata ``WARP_NOISE_FACTOR``, the mean of ``sum(w**2)``: 0.80 for lanczos3,
+  0.66 for cubic, 0.44 for bilinear) times the input variance, while the variance of a sum over a large
+  aperture is unchanged.
 * **NO_DATA** pixels (outside the input, or input NO_DATA nearby): ``image = 0``, ``variance = +inf`` (zero
   weight), mask bit ``NO_DATA`` set.
 * ``mask``: the planes in ``propagate_planes`` OR-ed over the 2 x 2 input pixels surrounding each target
@@ -34,7 +37,7 @@ from ..image.exposure import Exposure
 from ..image.mask import mask_bit
 from ..image.photo_calib import PhotoCalib
 from ..psf import CoaddPsf, PsfModel, pad_kernel
-from .kernels import TapGather, get_kernel, interpolate_image, pad_array
+from .kernels import TABLE_STEPS, TapGather, get_kernel, interpolate_image, pad_array
 from .mapping import BBox, CoordinateMap, map_pixels, overlap_bbox, pixel_jacobian
 
 __all__ = ["DEFAULT_PROPAGATE_PLANES", "WARP_BBOX_PREFIX", "warp_bbox", "warp_exposure", "warp_psf"]
@@ -72,7 +75,7 @@ _COPY_KEYS = {
     "airmass",
 }
 
-_TARGET_CHUNK_PIXELS = 65536  # pixels per processing chunk: temporaries stay in the CPU cache
+_TARGET_CHUNK_PIXELS = 16384  # pixels per processing chunk: temporaries stay in the CPU cache
 
 
 def warp_bbox(warp: Exposure) -> BBox:
@@ -92,6 +95,8 @@ def warp_exposure(
     grid_spacing: int = 32,
     propagate_planes: Sequence[str] = DEFAULT_PROPAGATE_PLANES,
     psf_cells: tuple[int, int] = (1, 1),
+    exact_variance: bool = True,
+    full_size: bool = True,
 ) -> Exposure | None:
     """Resample a calibrated exposure onto a target pixel grid, calibrated to nJy (see the module notes).
 
@@ -111,12 +116,19 @@ def warp_exposure(
         Input mask planes carried into the warp.
     psf_cells : `tuple` [`int`, `int`]
         ``(n_x, n_y)`` cells of the input CCD, each with its own PSF kernel in the warp's `CoaddPsf`.
+    exact_variance : `bool`
+        Propagate the variance with the squared kernel weights over all taps (``sum(w**2 var)``, default);
+        if False, interpolate the variance bilinearly and multiply by the kernel's ``sum(w**2)`` at that
+        sub-pixel phase (exact where the input variance is locally constant; ~20% faster for lanczos3).
+    full_size : `bool`
+        Return arrays of ``target_shape`` (default); otherwise only the computed box, with the WCS shifted
+        to it (``CRPIX - (x0, y0)``) and the metadata ``WARP_X0/Y0/X1/Y1`` giving its place in the target.
 
     Returns
     -------
     warp : `opendrp.image.Exposure` or `None`
-        Full ``target_shape`` arrays, computed only inside the overlap box; `None` if the exposure does
-        not overlap the target.
+        Full ``target_shape`` arrays (or the box only, see ``full_size``), computed only inside the overlap
+        box; `None` if the exposure does not overlap the target.
 
     Raises
     ------
@@ -158,57 +170,121 @@ def warp_exposure(
     flat_image, flat_var, flat_mask = image_p.ravel(), var_p.ravel(), mask_p.ravel()
     n_cut_x, n_cut_y = cx1 - cx0, cy1 - cy0
     gather = TapGather(kernel, width_p)
+    table = kernel.table
     nearest_offset = (a - 1) * (width_p + 1)  # flat offset from the first tap to pixel (floor(y), floor(x))
 
     calib = float(exposure.photo_calib.calibration_mean)
-    out_image = np.zeros((ny_t, nx_t), np.float32)
-    out_var = np.full((ny_t, nx_t), np.inf, np.float32)
-    out_mask = np.full((ny_t, nx_t), no_data, np.int32)
+    bw, bh = bbox.width, bbox.height
+    out_image = np.empty(bh * bw, np.float32)  # the box, row-major; embedded in the full grid at the end
+    out_var = np.empty(bh * bw, np.float32)
+    out_mask = np.empty(bh * bw, np.int32)
     sensor_edge = mask_bit("SENSOR_EDGE")
-    rows_per_chunk = max(1, _TARGET_CHUNK_PIXELS // bbox.width)
+    sq_x = kernel.table_sq.sum(axis=0)  # sum of squared weights per axis, by table column
+    rows_per_chunk = max(1, _TARGET_CHUNK_PIXELS // bw)
+    col_index = np.arange(bbox.x0, bbox.x1, dtype=np.float64)
     n_good = 0
     sum_u = sum_v = 0.0
     for v0 in range(bbox.y0, bbox.y1, rows_per_chunk):
         v1 = min(v0 + rows_per_chunk, bbox.y1)
+        chunk = slice((v0 - bbox.y0) * bw, (v1 - bbox.y0) * bw)
         x, y, det = cmap.rows(v0, v1)
-        good = (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
-        if not good.any():
-            continue
-        xl = np.clip(x - cx0, -1.0, n_cut_x - 1.0)
-        yl = np.clip(y - cy0, -1.0, n_cut_y - 1.0)
-        base, qx, qy = gather.prepare(xl, yl)
-        n = base.size
-        val = gather.sum(flat_image, base, kernel.table[:, qx], kernel.table[:, qy], np.empty(n, np.float32))
-        var = gather.sum(
-            flat_var, base, kernel.table_sq[:, qx], kernel.table_sq[:, qy], np.empty(n, np.float32)
-        )
+        # interior chunks (the kernel stays on the CCD everywhere) skip the edge bookkeeping
+        interior = x.min() >= a - 1 and x.max() < nx - a and y.min() >= a - 1 and y.max() < ny - a
+        good: np.ndarray | None = None
+        if not interior:
+            good = (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+            if not good.any():
+                out_image[chunk] = 0.0
+                out_var[chunk] = np.inf
+                out_mask[chunk] = no_data
+                continue
+        x -= cx0
+        y -= cy0
+        if not interior:
+            np.clip(x, -1.0, n_cut_x - 1.0, out=x)
+            np.clip(y, -1.0, n_cut_y - 1.0, out=y)
+        base, qx, qy = gather.prepare(x, y)
+        val = gather.sum(flat_image, base, table.take(qx, axis=1), table.take(qy, axis=1), out_image[chunk])
         nearest = base + nearest_offset
-        msk = flat_mask.take(nearest, mode="wrap")
+        if exact_variance:
+            var = gather.sum(
+                flat_var,
+                base,
+                kernel.table_sq.take(qx, axis=1),
+                kernel.table_sq.take(qy, axis=1),
+                out_var[chunk],
+            )
+        else:  # bilinear interpolation of the variance times the kernel's sum(w**2)
+            fx = qx.astype(np.float32) * np.float32(1.0 / TABLE_STEPS)
+            fy = qy.astype(np.float32) * np.float32(1.0 / TABLE_STEPS)
+            var = out_var[chunk]
+            lower = flat_var.take(nearest + 1, mode="wrap")
+            lower -= flat_var.take(nearest, mode="wrap")
+            lower *= fx
+            lower += flat_var.take(nearest, mode="wrap")
+            upper = flat_var.take(nearest + width_p + 1, mode="wrap")
+            upper -= flat_var.take(nearest + width_p, mode="wrap")
+            upper *= fx
+            upper += flat_var.take(nearest + width_p, mode="wrap")
+            upper -= lower
+            upper *= fy
+            np.add(lower, upper, out=var)
+            var *= sq_x.take(qx)
+            var *= sq_x.take(qy)
+        msk = out_mask[chunk]
+        flat_mask.take(nearest, mode="wrap", out=msk)
         msk |= flat_mask.take(nearest + 1, mode="wrap")
         msk |= flat_mask.take(nearest + width_p, mode="wrap")
         msk |= flat_mask.take(nearest + width_p + 1, mode="wrap")
-        near_edge = (x < a - 1) | (x >= nx - a) | (y < a - 1) | (y >= ny - a)
-        msk[near_edge] |= sensor_edge
-        scale = (det * calib).astype(np.float32)
+        scale = det.astype(np.float32)
+        scale *= np.float32(calib)
         val *= scale
-        var *= scale * scale
-        good &= (msk & no_data) == 0
-        msk[~good] = no_data
-        val[~good] = 0.0
-        var[~good] = np.inf
-        rows = slice(v0, v1)
-        cols = slice(bbox.x0, bbox.x1)
-        out_image[rows, cols] = val.reshape(v1 - v0, bbox.width)
-        out_var[rows, cols] = var.reshape(v1 - v0, bbox.width)
-        out_mask[rows, cols] = msk.reshape(v1 - v0, bbox.width)
-        n_chunk = int(np.count_nonzero(good))
-        if n_chunk:
-            gi = np.flatnonzero(good)
+        scale *= scale
+        var *= scale
+        if not interior:
+            x += cx0
+            y += cy0
+            near_edge = (x < a - 1) | (x >= nx - a) | (y < a - 1) | (y >= ny - a)
+            np.bitwise_or(msk, sensor_edge, out=msk, where=near_edge)
+        if good is None:
+            if no_data & keep and (msk & no_data).any():
+                good = (msk & no_data) == 0
+        else:
+            good &= (msk & no_data) == 0
+        if good is None:
+            n_chunk = val.size
             n_good += n_chunk
-            sum_u += float((gi % bbox.width).sum()) + bbox.x0 * n_chunk
-            sum_v += float((gi // bbox.width).sum()) + v0 * n_chunk
+            sum_u += float(col_index.sum()) * (v1 - v0)
+            sum_v += 0.5 * (v0 + v1 - 1) * n_chunk
+        else:
+            bad_px = ~good
+            np.copyto(msk, no_data, where=bad_px)
+            np.copyto(val, 0.0, where=bad_px)
+            np.copyto(var, np.inf, where=bad_px)
+            good2 = good.reshape(v1 - v0, bw)
+            n_chunk = int(np.count_nonzero(good2))
+            n_good += n_chunk
+            sum_u += float(good2.sum(axis=0) @ col_index)
+            sum_v += float(good2.sum(axis=1) @ np.arange(v0, v1, dtype=np.float64))
     if n_good == 0:
         return None
+    if full_size:
+        image_full = np.zeros((ny_t, nx_t), np.float32)
+        var_full = np.full((ny_t, nx_t), np.inf, np.float32)
+        mask_full = np.full((ny_t, nx_t), no_data, np.int32)
+        image_full[bbox.slices] = out_image.reshape(bh, bw)
+        var_full[bbox.slices] = out_var.reshape(bh, bw)
+        mask_full[bbox.slices] = out_mask.reshape(bh, bw)
+        out_wcs = target_wcs
+    else:
+        image_full, var_full, mask_full = (
+            out_image.reshape(bh, bw),
+            out_var.reshape(bh, bw),
+            out_mask.reshape(bh, bw),
+        )
+        out_wcs = target_wcs.deepcopy()
+        out_wcs.wcs.crpix = [target_wcs.wcs.crpix[0] - bbox.x0, target_wcs.wcs.crpix[1] - bbox.y0]
+        out_wcs.wcs.set()
 
     psf = None
     if exposure.psf is not None:
@@ -221,6 +297,9 @@ def warp_exposure(
             centre=(sum_u / n_good, sum_v / n_good),
             interpolation=interpolation,
         )
+    if psf is not None and not full_size:
+        origin = np.array([bbox.x0, bbox.y0], np.float64)
+        psf = CoaddPsf(psf.kernels, psf.weights, [p - origin for p in psf.polygons])
     metadata = {k: v for k, v in exposure.metadata.items() if k.lower() in _COPY_KEYS}
     metadata.update(bbox.to_metadata(WARP_BBOX_PREFIX))
     metadata.update(
@@ -232,10 +311,10 @@ def warp_exposure(
         }
     )
     return Exposure(
-        out_image,
-        out_mask,
-        out_var,
-        wcs=target_wcs,
+        image_full,
+        mask_full,
+        var_full,
+        wcs=out_wcs,
         psf=psf,
         photo_calib=PhotoCalib(1.0),
         metadata=metadata,
