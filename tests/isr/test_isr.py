@@ -90,3 +90,18 @@ def test_interpolate_rows_edges():
     out = interpolate_rows(img, bad)
     np.testing.assert_allclose(out[1, 4:6], [4, 5])
     np.testing.assert_allclose(out[:, 0], 1.0)  # nearest good value at the row end
+
+
+def test_interpolate_rows_matches_np_interp():
+    rng = np.random.default_rng(8)
+    img = rng.normal(size=(40, 60))
+    bad = rng.uniform(size=img.shape) < 0.2
+    bad[:, 0] = False
+    bad[:, -1] = False
+    bad[5, :] = False
+    bad[7, 10:30] = True
+    out = interpolate_rows(img, bad, max_width=1000)
+    for r in range(img.shape[0]):
+        good = ~bad[r]
+        expected = np.interp(np.arange(img.shape[1]), np.flatnonzero(good), img[r, good])
+        np.testing.assert_allclose(out[r], expected, atol=1e-12)

@@ -1,5 +1,5 @@
 """Source detection."""
 
-from .detect import DEFAULT_DETECTION_MASK_PLANES, detect_sources, gaussian_kernel
+from .detect import DEFAULT_DETECTION_MASK_PLANES, detect_sources, gaussian_kernel, significance_mask
 
-__all__ = ["DEFAULT_DETECTION_MASK_PLANES", "detect_sources", "gaussian_kernel"]
+__all__ = ["DEFAULT_DETECTION_MASK_PLANES", "detect_sources", "gaussian_kernel", "significance_mask"]

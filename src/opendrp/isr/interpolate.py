@@ -11,12 +11,13 @@ def interpolate_rows(image: np.ndarray, bad: np.ndarray, *, max_width: int = 64)
     """Replace bad pixels by linear interpolation between the nearest good pixels of the same row.
 
     Suited to bad columns and small defects (the common CCD defects).  Runs of bad pixels wider than
-    ``max_width`` or touching a row end are filled with the nearest good value.
+    ``max_width`` or touching a row end are filled with the nearest good value.  The work is proportional to
+    the number of bad pixels (runs are found with array operations, no per-pixel Python loop).
 
     Parameters
     ----------
     image : `numpy.ndarray`
-        Image to interpolate (modified copy returned).
+        Image to interpolate (a modified copy is returned).
     bad : `numpy.ndarray` [bool]
         Pixels to replace.
     max_width : `int`
@@ -32,25 +33,27 @@ def interpolate_rows(image: np.ndarray, bad: np.ndarray, *, max_width: int = 64)
     rows = np.flatnonzero(bad.any(axis=1))
     if rows.size == 0:
         return out
-    sub = out[rows].astype(np.float64)
-    b = bad[rows]
-    ny, nx = sub.shape
-    idx = np.broadcast_to(np.arange(nx), (ny, nx))
-    left = np.where(~b, idx, -1)
-    np.maximum.accumulate(left, axis=1, out=left)
-    right = np.where(~b, idx, nx)
-    right = np.minimum.accumulate(right[:, ::-1], axis=1)[:, ::-1]
-    r_i = np.arange(ny)[:, None]
+    nx = bad.shape[1]
+    b = np.zeros((rows.size, nx + 2), np.int8)
+    b[:, 1:-1] = bad[rows]
+    d = np.diff(b, axis=1)
+    r_s, x_s = np.nonzero(d == 1)  # run starts (row-major order)
+    r_e, x_e = np.nonzero(d == -1)  # run ends (exclusive)
+    row = rows[r_s]
+    left, right = x_s - 1, x_e
     has_l, has_r = left >= 0, right < nx
-    vl = sub[r_i, np.clip(left, 0, nx - 1)]
-    vr = sub[r_i, np.clip(right, 0, nx - 1)]
-    width = right - left
-    t = np.where(width > 0, (idx - left) / np.maximum(width, 1), 0.0)
-    interp = vl + t * (vr - vl)
-    nearest = np.where((idx - left) <= (right - idx), vl, vr)
-    both = has_l & has_r & (width - 1 <= max_width)
-    fill = np.where(both, interp, np.where(has_l & ~has_r, vl, np.where(has_r & ~has_l, vr, nearest)))
-    ok = has_l | has_r
-    sub = np.where(b & ok, fill, sub)
-    out[rows] = sub.astype(out.dtype)
+    src = out[row]  # (n_runs, nx) rows holding runs; small when defects are few
+    vl = np.where(has_l, src[np.arange(row.size), np.clip(left, 0, nx - 1)], np.nan).astype(float)
+    vr = np.where(has_r, src[np.arange(row.size), np.clip(right, 0, nx - 1)], np.nan).astype(float)
+    width = x_e - x_s
+    run = np.repeat(np.arange(row.size), width)
+    first = np.repeat(np.cumsum(width) - width, width)
+    pos = x_s[run] + (np.arange(run.size) - first)
+    t = (pos - left[run]) / (right[run] - left[run])
+    both = (has_l & has_r & (width <= max_width))[run]
+    nearest_left = (pos - left[run]) <= (right[run] - pos)
+    near = np.where(has_l[run] & (nearest_left | ~has_r[run]), vl[run], vr[run])
+    val = np.where(both, vl[run] + t * (vr[run] - vl[run]), near)
+    ok = np.isfinite(val)
+    out[row[run][ok], pos[ok]] = val[ok]
     return out

@@ -102,23 +102,24 @@ def run_isr(
         saturation_grow=saturation_grow,
     )
     meta = raw_metadata(raw)
-    mask = np.zeros(detector.shape, dtype=np.int32)
-    mask[saturated] |= _SAT
+    mask = np.where(saturated, np.int32(_SAT), np.int32(0))
     if bias is not None:
         image -= bias.image.astype(np.float32, copy=False)
         mask |= bias.mask & _BAD
     if dark is not None:
         image -= np.float32(meta["EXPTIME"]) * dark.image.astype(np.float32, copy=False)
         mask |= dark.mask & _BAD
-    variance = np.maximum(image, 0.0, dtype=np.float32)
-    variance += read_noise_image(detector)
+    variance = np.maximum(image, np.float32(0.0))
+    for amp in detector.amplifiers:
+        variance[amp.assembled_slice()] += np.float32(amp.read_noise**2)
     if flat is not None:
         f = flat.image.astype(np.float32, copy=True)
         bad_flat = ~(f > min_flat) | ((flat.mask & _BAD) != 0)
         f[bad_flat] = 1.0
         image /= f
-        variance /= f * f
-        mask[bad_flat] |= _BAD
+        variance /= f
+        variance /= f
+        mask |= np.where(bad_flat, np.int32(_BAD), np.int32(0))
     bad = (mask & _BAD) != 0
     if do_interpolate and bad.any():
         image = interpolate_rows(image, bad)

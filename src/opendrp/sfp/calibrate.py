@@ -7,6 +7,7 @@ astrometric match and TAN-SIP fit -> zero point -> Source catalog in nJy.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..astrometry.match import AstrometryResult, fit_wcs_to_refcat
 from ..background import BackgroundModel, estimate_background
-from ..detection import detect_sources
+from ..detection import detect_sources, significance_mask
 from ..errors import AlgorithmError, ConfigurationError
 from ..image import Exposure, PhotoCalib, mask_bit
 from ..isr.assemble import grow_mask
@@ -34,8 +35,12 @@ class CalibrateConfig:
 
     background_bin_size: int = 128
     """Background mesh cell size (pixels)."""
-    background_mask_grow: int = 3
-    """Detections are grown by this many pixels before the second background estimate."""
+    background_subsample: int = 2
+    """Background cells are sampled every this many pixels in x and y (speed)."""
+    background_mask_threshold: float = 3.0
+    """Pixels above this significance (filtered image, sigma) are masked for the second background."""
+    background_mask_grow: int = 4
+    """The masked source pixels are grown by this many pixels before the second background estimate."""
     detection_threshold: float = 5.0
     """Detection threshold (standard deviations of the PSF-filtered image)."""
     detection_min_area: int = 5
@@ -178,27 +183,40 @@ def calibrate_exposure(
     variance = np.asarray(exposure.variance, np.float32)
     mask = exposure.mask.copy()
 
+    cpu: dict[str, float] = {}
+    clock = time.process_time()
     # ---- background, detection
     unusable = (mask & mask_bit("BAD", "SAT", "NO_DATA", "CR", "STREAK")) != 0
-    background = estimate_background(image, bad=unusable, bin_size=cfg.background_bin_size)
+    bkg_kw = dict(bin_size=cfg.background_bin_size, subsample=cfg.background_subsample)
+    background = estimate_background(image, bad=unusable, **bkg_kw)  # type: ignore[arg-type]
     sub = image - background.evaluate()
+    # mask sources (at a lower threshold than detection: their wings bias the sky) and estimate again
+    sources = significance_mask(
+        sub, variance, threshold=cfg.background_mask_threshold, kernel_fwhm=cfg.detection_kernel_fwhm
+    )
+    detected = grow_mask(sources, cfg.background_mask_grow)
+    background = estimate_background(image, bad=unusable | detected, **bkg_kw)  # type: ignore[arg-type]
+    bkg_image = background.evaluate()
+    sub = image - bkg_image
     det_kw = dict(
         min_area=cfg.detection_min_area, kernel_fwhm=cfg.detection_kernel_fwhm, return_segmentation=True
     )
-    _, seg0 = detect_sources(sub, variance, mask, threshold=cfg.detection_threshold, **det_kw)  # type: ignore[arg-type]
-    detected = grow_mask(seg0 > 0, cfg.background_mask_grow)
-    background = estimate_background(image, bad=unusable | detected, bin_size=cfg.background_bin_size)
-    bkg_image = background.evaluate()
-    sub = image - bkg_image
     det, seg = detect_sources(sub, variance, mask, threshold=cfg.detection_threshold, **det_kw)  # type: ignore[arg-type,misc]
     if len(det) == 0:
         raise AlgorithmError(f"no sources detected above {cfg.detection_threshold} sigma")
     mask[seg > 0] |= mask_bit("DETECTED")
     seg_ids = np.arange(1, len(det) + 1)
 
+    cpu["background_detection"], clock = time.process_time() - clock, time.process_time()
     # ---- PSF: first measurement of the brighter detections, star selection, fit
     sigma0 = _initial_sigma(det)
-    bright = np.flatnonzero(np.asarray(det["iso_flux"]) > 0)
+    # first measurement only for detections that may pass the PSF-star S/N cut
+    sky_var = float(np.median(variance[::4, ::4]))
+    noise_var = np.minimum(variance[np.asarray(det["y_peak"]), np.asarray(det["x_peak"])], sky_var)
+    iso_snr = np.asarray(det["iso_flux"]) / np.sqrt(
+        np.asarray(det["footprint_area"]) * np.maximum(noise_var, 1e-30)
+    )
+    bright = np.flatnonzero(iso_snr > 0.5 * cfg.psf_min_snr)
     m0 = measure_sources(
         sub,
         variance,
@@ -242,6 +260,7 @@ def calibrate_exposure(
     )
     psf = psf_fit.psf
 
+    cpu["psf"], clock = time.process_time() - clock, time.process_time()
     # ---- measurement of all detections with the PSF
     src = measure_sources(
         sub,
@@ -259,6 +278,7 @@ def calibrate_exposure(
     psf_used = np.zeros(len(src), bool)
     psf_used[bright[np.flatnonzero(stars)[psf_fit.used]]] = True
 
+    cpu["measurement"], clock = time.process_time() - clock, time.process_time()
     # ---- astrometry
     snr = np.asarray(src["psfFlux"]) / np.asarray(src["psfFluxErr"])
     clean = (
@@ -298,6 +318,7 @@ def calibrate_exposure(
     astrom_used = np.zeros(len(src), bool)
     astrom_used[m_src] = True
 
+    cpu["astrometry"], clock = time.process_time() - clock, time.process_time()
     # ---- photometric zero point from point-like, unsaturated matched stars
     phot_ok = (
         ~np.asarray(src["psfFlux_flag"])[m_src]
@@ -317,6 +338,7 @@ def calibrate_exposure(
     phot_used[m_src[zp.used]] = True
     photo_calib: PhotoCalib = zp.photo_calib
 
+    cpu["photometry"], clock = time.process_time() - clock, time.process_time()
     # ---- catalog in nJy with sky coordinates
     out = _finalize_catalog(src, det, wcs, photo_calib, cfg, exposure.metadata, id_base)
     out["calib_psf_candidate"] = np.zeros(len(out), bool)
@@ -353,6 +375,8 @@ def calibrate_exposure(
         "photom_scatter_mag": zp.scatter_mag,
         "pixel_scale_arcsec": scale,
     }
+    cpu["catalog"] = time.process_time() - clock
+    metrics.update({f"cpu_{k}": v for k, v in cpu.items()})
     meta = dict(exposure.metadata)
     meta.update(
         {
