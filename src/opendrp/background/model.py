@@ -78,6 +78,7 @@ def estimate_background(
     bin_size: int = 128,
     n_sigma: float = 3.0,
     n_iter: int = 3,
+    subsample: int = 1,
 ) -> BackgroundModel:
     """Estimate a smooth background: per-cell sigma-clipped mode estimate (2.5 median - 1.5 mean).
 
@@ -89,7 +90,11 @@ def estimate_background(
         Pixels to ignore (detected sources, saturated, bad).
     bin_size : `int`
         Cell size in pixels; the last cells absorb the remainder of the image.
+    subsample : `int`
+        Use every ``subsample``-th pixel in x and y of each cell (2 is 4x faster; a 128-pixel cell still
+        has 4096 samples, so the sky level's statistical error grows only from 0.8% to 1.6% of the noise).
     """
+    step = max(1, int(subsample))
     ny, nx = image.shape
     ny_c = max(1, int(round(ny / bin_size)))
     nx_c = max(1, int(round(nx / bin_size)))
@@ -98,9 +103,9 @@ def estimate_background(
     mesh = np.full((ny_c, nx_c), np.nan)
     for j in range(ny_c):
         for i in range(nx_c):
-            cell = image[ye[j] : ye[j + 1], xe[i] : xe[i + 1]]
+            cell = image[ye[j] : ye[j + 1] : step, xe[i] : xe[i + 1] : step]
             if bad is not None:
-                vals = cell[~bad[ye[j] : ye[j + 1], xe[i] : xe[i + 1]]]
+                vals = cell[~bad[ye[j] : ye[j + 1] : step, xe[i] : xe[i + 1] : step]]
             else:
                 vals = cell.ravel()
             vals = vals[np.isfinite(vals)]
