@@ -102,10 +102,11 @@ def test_detection_and_background(field, result):
     bright = (np.asarray(t["flux"]) > 1e4) & (dn[:, 1] > 12)
     assert bright.sum() > 100
     assert np.isin(np.flatnonzero(bright), found).mean() > 0.98
-    assert result.metrics["background_mean"] == pytest.approx(field.sky, abs=2.0)
+    assert result.metrics["background_mean"] == pytest.approx(field.sky, abs=1.0)  # sky noise: 32 e-
     sky = (result.calexp.mask & mask_bit("DETECTED")) == 0
     assert sky.mean() > 0.3
-    assert abs(np.median(result.calexp.image[sky])) < 2.0
+    # undetected pixels hold the faint wings of this crowded field's sources: slightly positive
+    assert -0.5 < np.median(result.calexp.image[sky]) < 3.0
 
 
 def test_astrometry_recovers_true_wcs(field, result):
