@@ -33,7 +33,7 @@ from .butler import (
 __all__ = ["IngestReport", "day_obs_of", "ingest_raws"]
 
 #: margin (pixels) added around detector regions so that pointing errors do not drop overlaps
-REGION_MARGIN_PIXELS = 300.0
+REGION_MARGIN_PIXELS = 100.0
 
 
 @dataclasses.dataclass
