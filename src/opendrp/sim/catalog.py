@@ -199,7 +199,10 @@ def _make_galaxies(rng: np.random.Generator, cfg: GalaxyConfig, fp: SkyFootprint
     disk_hlr = np.clip(10.0**log_hlr, cfg.hlr_min_arcsec, cfg.hlr_max_arcsec)
     if cfg.model == "bulge_disk":
         bulge_fraction = np.where(red, rng.uniform(0.4, 0.9, n), rng.uniform(0.0, 0.3, n))
-        bulge_hlr = np.maximum(disk_hlr * cfg.bulge_size_ratio, cfg.hlr_min_arcsec)
+        bulge_fraction[ref_mag > cfg.bulge_mag_max] = 0.0
+        bulge_hlr = np.where(
+            bulge_fraction > 0, np.maximum(disk_hlr * cfg.bulge_size_ratio, cfg.hlr_min_arcsec), 0.0
+        )
     else:
         bulge_fraction = np.zeros(n)
         bulge_hlr = np.zeros(n)

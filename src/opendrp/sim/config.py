@@ -170,6 +170,9 @@ class GalaxyConfig:
     hlr_min_arcsec: float = _field(0.05, "lower clip of the half-light radius (arcsec)")
     hlr_max_arcsec: float = _field(3.0, "upper clip of the half-light radius (arcsec)")
     bulge_size_ratio: float = _field(0.5, "bulge half-light radius / disk half-light radius")
+    bulge_mag_max: float = _field(
+        24.0, "galaxies fainter than this (reference band) are pure disks (saves drawing time)"
+    )
     red_fraction: float = _field(0.25, "fraction of red, bulge-dominated galaxies")
     ellipticity_sigma: float = _field(0.25, "rms per component of the intrinsic ellipticity (distortion)")
     ellipticity_max: float = _field(0.8, "upper clip of the ellipticity modulus")
@@ -521,6 +524,7 @@ def _validate(c: SimConfig) -> None:
     _check_range("galaxies.hlr_min_arcsec", g.hlr_min_arcsec, 0.01, 20.0)
     _check_range("galaxies.hlr_max_arcsec", g.hlr_max_arcsec, g.hlr_min_arcsec, 30.0)
     _check_range("galaxies.bulge_size_ratio", g.bulge_size_ratio, 0.05, 5.0)
+    _check_range("galaxies.bulge_mag_max", g.bulge_mag_max, 0.0, 40.0)
     _check_range("galaxies.ellipticity_sigma", g.ellipticity_sigma, 0.0, 1.0)
     _check_range("galaxies.ellipticity_max", g.ellipticity_max, 0.0, 0.95)
     _check_range("galaxies.max_stamp_pixels", g.max_stamp_pixels, 15, 4097)

@@ -20,6 +20,7 @@ __all__ = [
     "bleed_columns",
     "flat_response",
     "full_well_electrons",
+    "photon_noise",
     "static_rng",
     "to_raw_adu",
 ]
@@ -100,6 +101,41 @@ def flat_response(
         prnu = rng.standard_normal((ny, nx), dtype=np.float32)
         flat *= 1.0 + np.float32(config.pixel_response_sigma) * prnu
     return flat
+
+
+def photon_noise(
+    expected: np.ndarray, rng: np.random.Generator, *, gaussian_above: float = 1000.0
+) -> np.ndarray:
+    """Integer electrons drawn from Poisson distributions of the given means.
+
+    Pixels whose mean exceeds ``gaussian_above`` use the normal approximation ``N(mean, mean)`` rounded to
+    an integer (relative skewness error < 3% of sigma), which is three times faster than a Poisson draw.
+
+    Parameters
+    ----------
+    expected : `numpy.ndarray`
+        Mean electrons per pixel (negative values are treated as zero).
+    rng : `numpy.random.Generator`
+        Source of randomness.
+    gaussian_above : `float`
+        Threshold (electrons) of the normal approximation.
+
+    Returns
+    -------
+    electrons : `numpy.ndarray` [float32]
+        Exact integers below 2**24 electrons.
+    """
+    lam = np.maximum(expected, 0.0, dtype=np.float32)
+    low = lam < gaussian_above
+    if low.all():
+        return rng.poisson(lam).astype(np.float32)
+    out = rng.standard_normal(lam.shape, dtype=np.float32)
+    out *= np.sqrt(lam)
+    out += lam
+    np.rint(out, out=out)
+    if low.any():
+        out[low] = rng.poisson(lam[low])
+    return out
 
 
 def full_well_electrons(detector: DetectorSpec, bias_levels: np.ndarray) -> np.ndarray:

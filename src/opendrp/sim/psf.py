@@ -123,6 +123,25 @@ def moffat_stamp_radius(
     return int(np.clip(np.ceil(radius), np.ceil(2.0 * fwhm), max_radius))
 
 
+def _inverse_shear_matrix(e1: float, e2: float) -> np.ndarray:
+    """Inverse of `shear_matrix` (analytic; the matrix has unit determinant)."""
+    m = shear_matrix(e1, e2)
+    return np.array([[m[1, 1], -m[0, 1]], [-m[1, 0], m[0, 0]]])
+
+
+def _moffat_grid(
+    dx: np.ndarray, dy: np.ndarray, inv: np.ndarray, alpha: float, beta: float, norm: float
+) -> np.ndarray:
+    """Moffat surface brightness on the grid ``dy[:, None], dx[None, :]`` (offsets from the centre)."""
+    u = inv[0, 0] * dx[None, :] + inv[0, 1] * dy[:, None]
+    v = inv[1, 0] * dx[None, :] + inv[1, 1] * dy[:, None]
+    r2 = u * u
+    r2 += v * v
+    r2 *= 1.0 / (alpha * alpha)
+    r2 += 1.0
+    return norm * r2 ** (-beta)
+
+
 def moffat_stamp(
     flux: float,
     x: float,
@@ -134,8 +153,12 @@ def moffat_stamp(
     e2: float = 0.0,
     radius: int,
     oversampling: int = 3,
+    core_fwhm: float = 1.5,
 ) -> tuple[np.ndarray, int, int]:
     """A pixel-integrated, sheared Moffat profile on a square stamp.
+
+    Pixels within ``core_fwhm * fwhm`` of the centre are integrated by sub-sampling; the wings, where the
+    profile is smooth on the pixel scale, are sampled at pixel centres (midpoint rule).
 
     Parameters
     ----------
@@ -152,7 +175,9 @@ def moffat_stamp(
     radius : `int`
         Stamp half-size: the stamp is ``2 * radius + 1`` pixels wide, centred on the nearest pixel.
     oversampling : `int`
-        Sub-pixels per axis used to integrate over each pixel.
+        Sub-pixels per axis used to integrate over the core pixels.
+    core_fwhm : `float`
+        Half-size of the sub-sampled core, in units of the FWHM.
 
     Returns
     -------
@@ -164,17 +189,19 @@ def moffat_stamp(
     ix, iy = int(np.rint(x)), int(np.rint(y))
     x0, y0 = ix - radius, iy - radius
     n = 2 * radius + 1
-    sub = (np.arange(oversampling) + 0.5) / oversampling - 0.5
-    grid = (np.arange(n)[:, None] + sub[None, :]).ravel()
-    dx = grid + (x0 - x)
-    dy = grid + (y0 - y)
-    inv = np.linalg.inv(shear_matrix(e1, e2))
+    inv = _inverse_shear_matrix(e1, e2)
     alpha = moffat_alpha(fwhm, beta)
-    u = inv[0, 0] * dx[None, :] + inv[0, 1] * dy[:, None]
-    v = inv[1, 0] * dx[None, :] + inv[1, 1] * dy[:, None]
-    profile = (1.0 + (u * u + v * v) / (alpha * alpha)) ** (-beta)
-    profile *= flux * (beta - 1.0) / (np.pi * alpha * alpha)
-    stamp = profile.reshape(n, oversampling, n, oversampling).mean(axis=(1, 3))
+    norm = flux * (beta - 1.0) / (np.pi * alpha * alpha)
+    pix = np.arange(n, dtype=np.float64)
+    stamp = _moffat_grid(pix + (x0 - x), pix + (y0 - y), inv, alpha, beta, norm)
+    if oversampling > 1:
+        core = min(radius, int(np.ceil(core_fwhm * fwhm)))
+        c0, c1 = radius - core, radius + core + 1
+        nc = c1 - c0
+        sub = (np.arange(oversampling) + 0.5) / oversampling - 0.5
+        grid = (np.arange(nc)[:, None] + sub[None, :]).ravel()
+        fine = _moffat_grid(grid + (x0 + c0 - x), grid + (y0 + c0 - y), inv, alpha, beta, norm)
+        stamp[c0:c1, c0:c1] = fine.reshape(nc, oversampling, nc, oversampling).mean(axis=(1, 3))
     return stamp, x0, y0
 
 

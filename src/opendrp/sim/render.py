@@ -150,6 +150,7 @@ def render_sources(
     if gal.size:
         jac = _local_jacobian(camera, detector, exposure, truth.ra[idx[gal]], truth.dec[idx[gal]])
         scale = np.sqrt(np.abs(np.linalg.det(jac)))  # pixels per arcsec
+        inv_jac = np.linalg.inv(jac)  # arcsec per pixel
         for j, k in enumerate(gal):
             gi = idx[k]
             hlr_pix = float(truth.disk_hlr[gi] * scale[j])
@@ -167,7 +168,7 @@ def render_sources(
                 float(truth.e2[gi]),
             )
             # world (east, north arcsec) -> pixel: the inverse Jacobian maps pixels to arcsec
-            inv = np.linalg.inv(jac[j])
+            inv = inv_jac[j]
             wcs = galsim.JacobianWCS(inv[0, 0], inv[0, 1], inv[1, 0], inv[1, 1])
             psf_obj = galsim.Moffat(beta=psf.beta, fwhm=float(fwhm[k]), gsparams=_GSPARAMS).shear(
                 e1=float(pe1[k]), e2=float(pe2[k])

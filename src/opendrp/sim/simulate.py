@@ -31,7 +31,7 @@ from astropy.time import Time
 from tqdm import tqdm
 
 from ..errors import ConfigurationError
-from ..instrument import Camera, load_camera
+from ..instrument import Camera, DetectorSpec, load_camera
 from ..raw import RawHeader, write_raw
 from .catalog import TruthCatalog, make_refcat, make_truth_catalog
 from .config import SimConfig
@@ -41,6 +41,7 @@ from .detector import (
     bleed_columns,
     flat_response,
     full_well_electrons,
+    photon_noise,
     to_raw_adu,
 )
 from .render import render_sources
@@ -127,18 +128,20 @@ def raw_filename(camera: Camera, exposure_id: int, detector: int) -> str:
 
 _STATE: dict[str, Any] = {}
 _FLAT_CACHE: dict[tuple[int, int], np.ndarray] = {}
+_STATIC_CACHE: dict[tuple[str, int], np.ndarray] = {}
 
 
 def _init_worker(state: dict[str, Any]) -> None:
     _STATE.clear()
     _STATE.update(state)
     _FLAT_CACHE.clear()
+    _STATIC_CACHE.clear()
 
 
 def _flat(camera: Camera, config: SimConfig, detector: int, band_index: int) -> np.ndarray:
     key = (detector, band_index)
     if key not in _FLAT_CACHE:
-        if len(_FLAT_CACHE) >= 2:
+        if len(_FLAT_CACHE) >= 4:
             _FLAT_CACHE.pop(next(iter(_FLAT_CACHE)))
         _FLAT_CACHE[key] = flat_response(
             camera,
@@ -149,6 +152,13 @@ def _flat(camera: Camera, config: SimConfig, detector: int, band_index: int) -> 
             config.seed,
         )
     return _FLAT_CACHE[key]
+
+
+def _bias_structure(config: SimConfig, det: DetectorSpec) -> np.ndarray:
+    key = ("bias", det.id)
+    if key not in _STATIC_CACHE:
+        _STATIC_CACHE[key] = bias_structure(config.instrument, det, config.seed)
+    return _STATIC_CACHE[key]
 
 
 def simulate_unit(
@@ -170,14 +180,14 @@ def simulate_unit(
     rng = np.random.default_rng([config.seed, exposure.exposure_id, detector])
     levels = amplifier_bias_levels(config.instrument, det, config.seed)
     levels = levels + rng.normal(0.0, config.instrument.bias_drift_adu, levels.size)
-    structure = bias_structure(config.instrument, det, config.seed)
+    structure = _bias_structure(config, det)
     result = UnitResult(exposure.exposure_id, detector, Path())
     if exposure.observation_type == "bias":
-        electrons = np.zeros((det.ny, det.nx), np.float64)
+        electrons = np.zeros((det.ny, det.nx), np.float32)
     else:
         flat = _flat(camera, config, detector, exposure.band_index)
         if exposure.observation_type == "flat":
-            expected = flat.astype(np.float64) * config.calibration.flat_level_electrons
+            expected = flat * np.float32(config.calibration.flat_level_electrons)
         else:
             assert truth is not None
             sources, stats = render_sources(
@@ -192,7 +202,7 @@ def simulate_unit(
             sources += exposure.sky_electrons
             sources *= flat
             expected = sources
-        electrons = rng.poisson(np.maximum(expected, 0.0)).astype(np.float64)
+        electrons = photon_noise(expected, rng)
         full_well = full_well_electrons(det, levels)
         for amp, fw in zip(det.amplifiers, full_well):
             ys, xs = amp.assembled_slice()
@@ -247,6 +257,7 @@ def _iter_results(
         finally:
             _STATE.clear()
             _FLAT_CACHE.clear()
+            _STATIC_CACHE.clear()
         return
     # forkserver: workers fork from a clean single-threaded server that has imported the simulator
     # (forking this process, which may run BLAS/OpenMP threads, can deadlock)
@@ -313,16 +324,13 @@ def simulate(
     exposures_path = outdir / "truth" / "exposures.parquet"
     _write_parquet(_exposures_table(exposures), exposures_path)
 
-    # biggest units first (science), grouped by (band, detector) so that workers reuse flat responses
-    order = sorted(
-        range(len(exposures)),
-        key=lambda i: (
-            exposures[i].observation_type != "science",
-            exposures[i].band_index,
-            exposures[i].exposure_id,
-        ),
-    )
-    tasks = [(i, det) for i in order for det in camera.detectors]
+    # biggest units first (science); consecutive units share (band, detector), so that each worker
+    # reuses its cached flat response
+    def unit_key(task: tuple[int, int]) -> tuple:
+        e = exposures[task[0]]
+        return (e.observation_type != "science", e.observation_type, e.band_index, task[1], e.exposure_id)
+
+    tasks = sorted(((i, det) for i in range(len(exposures)) for det in camera.detectors), key=unit_key)
     state = {"camera": camera, "config": config, "exposures": exposures, "truth": truth, "outdir": outdir}
     n_proc = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
     results: list[UnitResult] = []
