@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opendrp.coadd import BBox, CoaddAccumulator, assemble_coadd, warp_exposure, warp_weight
+from opendrp.coadd import BBox, CoaddAccumulator, LazyWarps, assemble_coadd, warp_exposure, warp_weight
 from opendrp.image.mask import mask_bit
 from opendrp.image.photo_calib import PhotoCalib
 from opendrp.psf import CoaddPsf, pad_kernel
@@ -228,3 +228,20 @@ def test_compact_warps_give_the_same_coadd(survey, coadd):
     assert np.array_equal(again.variance, coadd.variance)
     assert np.array_equal(again.mask, coadd.mask)
     assert np.allclose(again.psf.kernel_image(100.0, 100.0), coadd.psf.kernel_image(100.0, 100.0))
+
+
+def test_lazy_warps_are_read_once_per_pass(survey, coadd):
+    _, _, _, warps = survey
+    reads = []
+
+    def loader(k):
+        def load():
+            reads.append(k)
+            return warps[k]
+
+        return load
+
+    lazy = LazyWarps([loader(k) for k in range(len(warps))])
+    again = assemble_coadd(lazy)
+    assert sorted(reads) == sorted(2 * list(range(len(warps))))  # reference pass + clipped pass
+    assert np.array_equal(again.image, coadd.image)

@@ -116,11 +116,14 @@ def test_warp_psf_matches_star_shapes(geometry, star_calexp):
     assert np.allclose(m_star, truth, atol=0.03 * np.trace(truth))
 
 
-def test_noise_variance_is_propagated(geometry):
+@pytest.mark.parametrize(
+    ("interpolation", "exact"), [("lanczos3", True), ("lanczos3", False), ("cubic", True), ("bilinear", True)]
+)
+def test_noise_variance_is_propagated(geometry, interpolation, exact):
     tgt, src = geometry
     sigma = 10.0
     calexp = make_calexp(src, SOURCE_SHAPE, [], noise_sigma=sigma, calibration=2.0, seed=3).exposure
-    warp = warp_exposure(calexp, tgt, TARGET_SHAPE)
+    warp = warp_exposure(calexp, tgt, TARGET_SHAPE, interpolation=interpolation, exact_variance=exact)
     assert warp is not None
     inner = (warp.mask & mask_bit("NO_DATA", "SENSOR_EDGE")) == 0
     assert inner.sum() > 20000
@@ -130,7 +133,7 @@ def test_noise_variance_is_propagated(geometry):
     # per-pixel variance is the input's (in nJy per target pixel) times the kernel's noise factor
     input_var = (sigma * 2.0 / 1.04**2) ** 2
     factor = warp.metadata["WARP_NOISE_FACTOR"]
-    assert factor == pytest.approx(get_kernel("lanczos3").mean_variance_factor(), abs=1e-4)
+    assert factor == pytest.approx(get_kernel(interpolation).mean_variance_factor(), abs=1e-4)
     assert prop_var / input_var == pytest.approx(factor, rel=0.05)
     # the rest is covariance: sums over 8x8 boxes carry the full input variance (correlated-noise factor)
     rows, cols = np.nonzero(inner)
@@ -190,3 +193,34 @@ def test_flat_field_and_input_validation(geometry):
         warp_exposure(bare, tgt, TARGET_SHAPE)
     with pytest.raises(ValueError, match="interpolation"):
         warp_exposure(calexp, tgt, TARGET_SHAPE, interpolation="sinc")
+
+
+def test_psf_cells_follow_a_varying_psf(geometry):
+    """With several cells, the warp PSF follows the input PSF across the CCD (here wider to the right)."""
+    tgt, src = geometry
+    from opendrp.psf import PixelPsf
+
+    from ._synth import gaussian_kernel
+
+    narrow, wide = gaussian_kernel(1.3, 1.3, 0.0), gaussian_kernel(2.2, 2.2, 0.0)
+    # linear in u = 2 x / (nx - 1) - 1: narrow at the left edge, wide at the right edge
+    basis = np.array([(narrow + wide) / 2, (wide - narrow) / 2, np.zeros_like(wide)])
+    ny, nx = SOURCE_SHAPE
+    psf = PixelPsf(basis, degree=1, x_range=(0, nx - 1), y_range=(0, ny - 1))
+    calexp = make_calexp(src, SOURCE_SHAPE, []).exposure
+    calexp.psf = psf
+    warp = warp_exposure(calexp, tgt, TARGET_SHAPE, psf_cells=(4, 1))
+    assert warp is not None and len(warp.psf.kernels) == 4
+    sizes = []
+    for x_src in (0.15 * nx, 0.85 * nx):
+        u, v = map_pixels(src, tgt, np.array([x_src]), np.array([ny / 2.0]))
+        k = warp.psf.kernel_image(float(u[0]), float(v[0]))
+        half = k.shape[0] // 2
+        _, _, _, m = centroid_flux_moments(np.pad(k, 20), half + 20.0, half + 20.0, radius=12.0)
+        cell_centre = (np.floor(x_src / (nx / 4)) + 0.5) * nx / 4
+        k_in = psf.kernel_image(cell_centre, ny / 2.0)
+        _, _, _, m_in = centroid_flux_moments(np.pad(k_in, 20), half + 20.0, half + 20.0, radius=12.0)
+        # target pixels are 1.04 x smaller than source pixels: moments scale by 1.04**2 (PSF rotated 23 deg)
+        assert np.trace(m) == pytest.approx(np.trace(m_in) * 1.04**2, rel=0.03)
+        sizes.append(np.trace(m))
+    assert sizes[1] > 1.5 * sizes[0]

@@ -39,7 +39,8 @@ access keeps only one warp in memory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, overload
 
 import numpy as np
 from astropy.wcs import WCS
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_MASK_FRACTION_THRESHOLDS",
     "DEFAULT_OR_MASK_PLANES",
     "CoaddAccumulator",
+    "LazyWarps",
     "ReferenceAccumulator",
     "assemble_coadd",
     "warp_weight",
@@ -72,6 +74,36 @@ DEFAULT_MASK_FRACTION_THRESHOLDS: Mapping[str, float] = {"SAT": 0.1}
 
 _CHUNK_PIXELS = 65536
 _NO_DATA = mask_bit("NO_DATA")
+
+
+class LazyWarps(Sequence[Exposure]):
+    """Warps read on access, so that `assemble_coadd` holds one at a time.
+
+    Parameters
+    ----------
+    sources : sequence
+        Objects with a ``get()`` method returning an `opendrp.image.Exposure` (e.g. Butler deferred-load
+        handles), or zero-argument callables.  Each is read once per coadd pass (twice with clipping).
+    """
+
+    def __init__(self, sources: Sequence[Any]) -> None:
+        self._sources = list(sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    @overload
+    def __getitem__(self, index: int) -> Exposure: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LazyWarps: ...
+
+    def __getitem__(self, index: int | slice) -> Exposure | LazyWarps:
+        if isinstance(index, slice):
+            return LazyWarps(self._sources[index])
+        source = self._sources[index]
+        getter: Callable[[], Exposure] = source.get if hasattr(source, "get") else source
+        return getter()
 
 
 def _row_chunks(y0: int, y1: int, width: int, chunk_pixels: int = _CHUNK_PIXELS) -> list[tuple[int, int]]:
@@ -473,37 +505,46 @@ def assemble_coadd(
         raise ValueError("assemble_coadd: no warps")
     if weights is not None and len(weights) != len(warps):
         raise ValueError(f"{len(weights)} weights for {len(warps)} warps")
-    first = warps[0]
-    if shape is None:
-        shape = first.shape
-    if wcs is None and first.shape == shape:
-        wcs = first.wcs
-    del first  # a lazy sequence then holds at most one warp at a time
     reference = None
     weight_list: list[float] = []
     if clip_sigma is not None and len(warps) >= 3:
-        ref_acc = ReferenceAccumulator(shape, bad_mask_planes=bad_mask_planes)
+        ref_acc: ReferenceAccumulator | None = None
         for k in range(len(warps)):
             warp = warps[k]
+            if shape is None:  # the first warp sets the grid (it must then be full-size)
+                shape = warp.shape
+            if wcs is None and warp.shape == shape:
+                wcs = warp.wcs
+            if ref_acc is None:
+                ref_acc = ReferenceAccumulator(shape, bad_mask_planes=bad_mask_planes)
             w = warp_weight(warp, bad_mask_planes=bad_mask_planes) if weights is None else float(weights[k])
             weight_list.append(w)
             ref_acc.add(warp, w)
-            del warp
+            del warp  # a lazy sequence then holds at most one warp at a time
+        assert ref_acc is not None
         reference = ref_acc.finish(
             clip_sigma=clip_sigma, clip_fraction=clip_fraction, clip_footprint=clip_footprint
         )
         del ref_acc
     elif weights is not None:
         weight_list = [float(w) for w in weights]
-    acc = CoaddAccumulator(
-        shape,
-        wcs,
-        reference=reference,
-        clip_sigma=clip_sigma if clip_sigma is not None else 3.0,
-        bad_mask_planes=bad_mask_planes,
-        or_mask_planes=or_mask_planes,
-        mask_fraction_thresholds=mask_fraction_thresholds,
-    )
+    acc: CoaddAccumulator | None = None
     for k in range(len(warps)):
-        acc.add(warps[k], weight_list[k] if weight_list else None)
+        warp = warps[k]
+        if shape is None:
+            shape = warp.shape
+        if acc is None:
+            acc = CoaddAccumulator(
+                shape,
+                wcs,
+                reference=reference,
+                clip_sigma=clip_sigma if clip_sigma is not None else 3.0,
+                bad_mask_planes=bad_mask_planes,
+                or_mask_planes=or_mask_planes,
+                mask_fraction_thresholds=mask_fraction_thresholds,
+            )
+            reference = None
+        acc.add(warp, weight_list[k] if weight_list else None)
+        del warp
+    assert acc is not None
     return acc.finish()
