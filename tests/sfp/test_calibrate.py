@@ -50,7 +50,9 @@ REQUIRED = [
 
 @pytest.fixture(scope="module")
 def field():
-    return make_synthetic_field((512, 512), n_stars=200, n_galaxies=60, n_saturated=2, seed=5)
+    return make_synthetic_field(
+        (512, 512), n_stars=200, n_galaxies=60, n_saturated=2, n_cosmic_rays=40, seed=5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +162,15 @@ def test_bad_config_and_missing_band(field):
         calibrate_exposure(field.exposure, field.refcat, band="i", config=CalibrateConfig(psf_size=24))
     with pytest.raises(AlgorithmError, match="g_flux"):
         calibrate_exposure(field.exposure, field.refcat, band="g")
+
+
+def test_cosmic_rays_masked_and_not_cataloged(field, result):
+    cy, cx = field.truth.meta["cosmic_ray_pixels"]
+    flagged = (result.calexp.mask[cy, cx] & mask_bit("CR")) != 0
+    assert flagged.mean() > 0.8
+    assert result.metrics["n_cosmic_ray_pixels"] < 3 * len(cy) * 9
+    # no catalogued source sits on a cosmic ray away from the true objects
+    src = result.src
+    d_truth, _ = cKDTree(np.c_[field.truth["x"], field.truth["y"]]).query(np.c_[src["x"], src["y"]])
+    d_cr, _ = cKDTree(np.c_[cx, cy]).query(np.c_[src["x"], src["y"]])
+    assert np.sum((d_cr < 1.5) & (d_truth > 3)) == 0

@@ -20,7 +20,7 @@ from ..background import BackgroundModel, estimate_background
 from ..detection import detect_sources, significance_mask
 from ..errors import AlgorithmError, ConfigurationError
 from ..image import Exposure, PhotoCalib, mask_bit
-from ..isr.assemble import grow_mask
+from ..isr import find_cosmic_rays, grow_mask, interpolate_rows, repair_cosmic_rays
 from ..measurement import aperture_column, measure_sources, psf_sigma
 from ..photometry import fit_zero_point
 from ..psf.fit import fit_psf, min_stars_for_degree
@@ -41,6 +41,12 @@ class CalibrateConfig:
     """Pixels above this significance (filtered image, sigma) are masked for the second background."""
     background_mask_grow: int = 4
     """The masked source pixels are grown by this many pixels before the second background estimate."""
+    do_cosmic_rays: bool = True
+    """Find, mask (``CR``) and interpolate cosmic rays before detection."""
+    cr_min_fwhm: float = 2.0
+    """FWHM (pixels) of the sharpest PSF the data can have: anything sharper is a cosmic ray."""
+    cr_threshold: float = 6.0
+    """Only pixels above this significance (sigma) can be cosmic rays."""
     detection_threshold: float = 5.0
     """Detection threshold (standard deviations of the PSF-filtered image)."""
     detection_min_area: int = 5
@@ -190,6 +196,14 @@ def calibrate_exposure(
     bkg_kw = dict(bin_size=cfg.background_bin_size, subsample=cfg.background_subsample)
     background = estimate_background(image, bad=unusable, **bkg_kw)  # type: ignore[arg-type]
     sub = image - background.evaluate()
+    n_cr = 0
+    if cfg.do_cosmic_rays:
+        cr = find_cosmic_rays(sub, variance, bad=unusable, min_fwhm=cfg.cr_min_fwhm, n_sigma=cfg.cr_threshold)
+        n_cr = int(cr.sum())
+        if n_cr:
+            image, variance = repair_cosmic_rays(image, variance, cr)
+            sub = interpolate_rows(sub, cr)
+            mask[cr] |= mask_bit("CR", "INTRP")
     # mask sources (at a lower threshold than detection: their wings bias the sky) and estimate again
     sources = significance_mask(
         sub, variance, threshold=cfg.background_mask_threshold, kernel_fwhm=cfg.detection_kernel_fwhm
@@ -353,6 +367,7 @@ def calibrate_exposure(
     mesh = background.mesh
     metrics: dict[str, Any] = {
         "n_sources": len(out),
+        "n_cosmic_ray_pixels": n_cr,
         "background_mean": float(np.mean(mesh)),
         "background_rms": float(np.sqrt(np.median(variance[~unusable])))
         if (~unusable).any()

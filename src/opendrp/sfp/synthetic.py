@@ -132,6 +132,7 @@ def make_synthetic_field(
     n_saturated: int = 0,
     saturation: float = 150_000.0,
     refcat_extra: int = 30,
+    n_cosmic_rays: int = 0,
     seed: int = 42,
 ) -> SyntheticField:
     """Render a field of Moffat stars and (broader, elliptical) galaxies with a spatially varying PSF.
@@ -139,6 +140,8 @@ def make_synthetic_field(
     The exposure carries an initial WCS offset by ``pointing_offset_arcsec`` (east, north) and rotated by
     ``rotation_error_deg`` from the truth, as a telescope pointing would be.  The reference catalog holds the
     stars (exact positions, fluxes with 1% errors) plus ``refcat_extra`` stars outside the image.
+    ``n_cosmic_rays`` tracks of 1-10 pixels (500-5000 e- per pixel) are added; their pixels are listed in
+    ``truth.meta["cosmic_ray_pixels"]`` as ``(y, x)`` arrays.
     """
     rng = np.random.default_rng(seed)
     ny, nx = shape
@@ -163,6 +166,17 @@ def make_synthetic_field(
     variance = signal + read_noise**2
     if noise:
         signal = signal + rng.normal(0.0, 1.0, shape) * np.sqrt(variance)
+    cr_y, cr_x = [], []
+    for _ in range(n_cosmic_rays):
+        length = int(rng.integers(1, 11))
+        angle = rng.uniform(0, np.pi)
+        x0, y0 = rng.uniform(0, nx - 1), rng.uniform(0, ny - 1)
+        t = np.arange(length)
+        xs_cr = np.clip(np.rint(x0 + t * np.cos(angle)).astype(int), 0, nx - 1)
+        ys_cr = np.clip(np.rint(y0 + t * np.sin(angle)).astype(int), 0, ny - 1)
+        signal[ys_cr, xs_cr] += rng.uniform(500, 5000)
+        cr_y.append(ys_cr)
+        cr_x.append(xs_cr)
     mask = np.zeros(shape, np.int32)
     sat = signal >= saturation
     signal[sat] = saturation
@@ -181,6 +195,8 @@ def make_synthetic_field(
             "e2": g_e2,
         }
     )
+    if cr_y:
+        truth.meta["cosmic_ray_pixels"] = (np.concatenate(cr_y), np.concatenate(cr_x))
     # reference catalog: the stars, plus stars beyond the image edges
     ex = rng.uniform(-300, nx + 300, refcat_extra * 4)
     ey = rng.uniform(-300, ny + 300, refcat_extra * 4)
