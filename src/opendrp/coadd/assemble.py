@@ -44,7 +44,6 @@ from typing import Any, overload
 
 import numpy as np
 from astropy.wcs import WCS
-from scipy import ndimage
 
 from ..errors import ConfigurationError
 from ..image.exposure import Exposure
@@ -138,6 +137,19 @@ def _chunks(warp: Exposure, shape: tuple[int, int]):
         )
 
 
+def _local_max(a: np.ndarray, half: int) -> np.ndarray:
+    """Maximum over ``(2 half + 1)**2`` boxes (edges: over the part inside), by shifted maxima."""
+    out = a.copy()
+    for d in range(1, half + 1):
+        np.maximum(out[:, d:], a[:, :-d], out=out[:, d:])
+        np.maximum(out[:, :-d], a[:, d:], out=out[:, :-d])
+    rows = out.copy()
+    for d in range(1, half + 1):
+        np.maximum(out[d:], rows[:-d], out=out[d:])
+        np.maximum(out[:-d], rows[d:], out=out[:-d])
+    return out
+
+
 def warp_weight(warp: Exposure, *, bad_mask_planes: Sequence[str] = DEFAULT_BAD_MASK_PLANES) -> float:
     """Inverse of the 3-sigma-clipped mean variance (nJy**-2) of a warp's good pixels; 0 if it has none."""
     bbox = warp_bbox(warp)
@@ -196,16 +208,26 @@ class ReferenceAccumulator:
         w = np.float32(weight)
         for sl, img, var, msk in _chunks(warp, self.shape):
             ok = ((msk & self._bad) == 0) & (var > 0) & (var < np.inf)
+            all_ok = bool(ok.all())
+            if not all_ok:  # zero the unused pixels, then plain (fast) sums
+                img = np.where(ok, img, np.float32(0.0))
+                var = np.where(ok, var, np.float32(0.0))
             wimg = img * w
-            np.add(self._sum[sl], wimg, out=self._sum[sl], where=ok)
-            np.add(self._sum_sq[sl], wimg.astype(np.float64) * img, out=self._sum_sq[sl], where=ok)
-            np.add(self._weight[sl], w, out=self._weight[sl], where=ok)
-            np.add(self._var[sl], var * (w * w), out=self._var[sl], where=ok)
-            np.add(self._count[sl], 1, out=self._count[sl], where=ok, casting="unsafe")
-            hi = ok & (img > self._hi[sl])
+            self._sum[sl] += wimg
+            self._sum_sq[sl] += wimg.astype(np.float64) * img
+            self._var[sl] += var * (w * w)
+            if all_ok:
+                self._weight[sl] += w
+                self._count[sl] += np.uint16(1)
+                hi = img > self._hi[sl]
+                lo = img <= self._lo[sl]
+            else:
+                self._weight[sl] += ok * w
+                self._count[sl] += ok
+                hi = ok & (img > self._hi[sl])
+                lo = ok & (img <= self._lo[sl])
             np.copyto(self._hi[sl], img, where=hi)
             np.copyto(self._hi_idx[sl], idx, where=hi, casting="unsafe")
-            lo = ok & (img <= self._lo[sl])
             np.copyto(self._lo[sl], img, where=lo)
             np.copyto(self._lo_idx[sl], idx, where=lo, casting="unsafe")
 
@@ -249,15 +271,13 @@ class ReferenceAccumulator:
         for name in ("_sum_sq", "_weight", "_hi", "_lo", "_hi_idx", "_lo_idx", "_count"):
             setattr(self, name, None)
         if clip_fraction > 0:
-            halo = max(int(clip_footprint), 1) // 2 + 1
+            half = max(int(clip_footprint), 1) // 2
             ny = self.shape[0]
-            for r0, r1 in _row_chunks(0, ny, self.shape[1], 4 * _CHUNK_PIXELS):
-                a0, a1 = max(r0 - halo, 0), min(r1 + halo, ny)
-                amp = ndimage.maximum_filter(
-                    np.abs(ref[a0:a1]), size=max(int(clip_footprint), 1), mode="nearest"
-                )
-                amp = amp[r0 - a0 : r0 - a0 + (r1 - r0)]
-                amp *= clip_fraction / clip_sigma
+            factor = np.float32(clip_fraction / clip_sigma)
+            for r0, r1 in _row_chunks(0, ny, self.shape[1]):
+                amp = _local_max(np.abs(ref[max(r0 - half, 0) : min(r1 + half, ny)]), half)
+                amp = amp[r0 - max(r0 - half, 0) :][: r1 - r0]
+                amp *= factor
                 amp *= amp
                 tol_var[r0:r1] += amp
         for name in ("_sum", "_var"):
@@ -353,32 +373,40 @@ class CoaddAccumulator:
                     np.bitwise_or(self._mask[sl], clip_bits, out=self._mask[sl], where=clipped)
             acc_sum, acc_weight = self._sum[sl], self._weight[sl]
             wimg = img * w
-            excluded = cover & ~ok
-            if excluded.any():
-                np.bitwise_or(
-                    self._mask[sl], (msk & excluded_bits) | inexact, out=self._mask[sl], where=excluded
-                )
-                # fallback sums (negative weight) where nothing has contributed yet
-                fallback = excluded & ((msk & self._bad_planes) != 0) & (acc_weight <= 0)
-                np.add(acc_sum, wimg, out=acc_sum, where=fallback)
-                np.subtract(acc_weight, w, out=acc_weight, where=fallback)
-                reset = ok & (acc_weight < 0)
-                if reset.any():
-                    np.copyto(acc_sum, 0.0, where=reset)
-                    np.copyto(acc_weight, 0.0, where=reset)
-            elif not ok.all():
-                reset = ok & (acc_weight < 0)
-                if reset.any():
-                    np.copyto(acc_sum, 0.0, where=reset)
-                    np.copyto(acc_weight, 0.0, where=reset)
-            np.add(acc_sum, wimg, out=acc_sum, where=ok)
-            np.add(acc_weight, w, out=acc_weight, where=ok)
             var_w = var * (w * w)
-            np.add(self._var[sl], var_w, out=self._var[sl], where=ok)
-            np.add(self._weight_cover[sl], w, out=self._weight_cover[sl], where=cover)
-            np.bitwise_or(self._mask[sl], msk & self._or_planes, out=self._mask[sl], where=ok)
+            if ok.all():  # the common case: plain (fast) sums
+                neg = acc_weight < 0  # fallback sums to drop
+                if neg.any():
+                    np.copyto(acc_sum, 0.0, where=neg)
+                    np.copyto(acc_weight, 0.0, where=neg)
+                acc_sum += wimg
+                acc_weight += w
+                self._var[sl] += var_w
+                self._weight_cover[sl] += w
+                self._mask[sl] |= msk & self._or_planes
+            else:
+                excluded = cover & ~ok
+                if excluded.any():
+                    np.bitwise_or(
+                        self._mask[sl], (msk & excluded_bits) | inexact, out=self._mask[sl], where=excluded
+                    )
+                    # fallback sums (negative weight) where nothing has contributed yet
+                    fallback = excluded & ((msk & self._bad_planes) != 0) & (acc_weight <= 0)
+                    np.add(acc_sum, wimg, out=acc_sum, where=fallback)
+                    np.subtract(acc_weight, w, out=acc_weight, where=fallback)
+                reset = ok & (acc_weight < 0)
+                if reset.any():
+                    np.copyto(acc_sum, 0.0, where=reset)
+                    np.copyto(acc_weight, 0.0, where=reset)
+                np.add(acc_sum, wimg, out=acc_sum, where=ok)
+                np.add(acc_weight, w, out=acc_weight, where=ok)
+                np.add(self._var[sl], var_w, out=self._var[sl], where=ok)
+                np.add(self._weight_cover[sl], w, out=self._weight_cover[sl], where=cover)
+                np.bitwise_or(self._mask[sl], msk & self._or_planes, out=self._mask[sl], where=ok)
             for bit, acc in self._plane_weight.items():
-                np.add(acc[sl], w, out=acc[sl], where=cover & ((msk & bit) != 0))
+                has_bit = (msk & bit) != 0
+                if has_bit.any():
+                    np.add(acc[sl], w, out=acc[sl], where=cover & has_bit)
         return float(weight)
 
     def finish(self) -> Exposure:
