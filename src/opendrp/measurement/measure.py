@@ -9,14 +9,15 @@ from __future__ import annotations
 import numpy as np
 import sep
 from astropy.table import Table
+from scipy import ndimage
 
 from ..image import mask_bit
 from ..psf.model import PsfModel
 from .moments import adaptive_moments, moments_to_ellipse
 from .psf_flux import psf_flux, psf_stamps
-from .stamps import gather_stamps
+from .stamps import gather_stamps, stamp_grid
 
-__all__ = ["DEFAULT_APERTURE_RADII", "aperture_column", "measure_sources", "psf_sigma"]
+__all__ = ["DEFAULT_APERTURE_RADII", "aperture_column", "measure_sources", "psf_fwhm", "psf_sigma"]
 
 #: Circular aperture radii (pixels), as Rubin's ``apNNFlux`` columns.
 DEFAULT_APERTURE_RADII: tuple[float, ...] = (3.0, 6.0, 9.0, 12.0, 17.0)
@@ -42,6 +43,22 @@ def psf_sigma(psf: PsfModel, x: float, y: float) -> float:
     k = np.asarray(psf.kernel_image(x, y), float)[None]
     am = adaptive_moments(k, np.ones_like(k, bool), sigma0=2.0, update_centroid=False)
     return float(np.sqrt(0.5 * (am.ixx[0] + am.iyy[0])))
+
+
+def psf_fwhm(psf: PsfModel, x: float, y: float, *, oversample: int = 5) -> float:
+    """FWHM (pixels) of the PSF at (x, y), before pixel integration.
+
+    ``2 sqrt(A / pi)`` with ``A`` the area above half maximum of the kernel, first corrected to first order
+    for the pixel response (``k - laplacian(k) / 24``), then interpolated ``oversample`` times finer; for an
+    elliptical PSF this is the geometric mean of the axes' FWHM.  Accurate to ~1-2% for FWHM >= 2.5 pixels.
+    """
+    k = np.asarray(psf.kernel_image(x, y), float)
+    k = k - ndimage.laplace(k, mode="constant") / 24.0
+    n = k.shape[0]
+    fine = ndimage.zoom(k, oversample, order=3)
+    scale = (n * oversample - 1) / (n - 1)  # zoom maps the first and last pixel centres onto each other
+    area = float(np.count_nonzero(fine >= 0.5 * fine.max())) / scale**2
+    return float(2.0 * np.sqrt(area / np.pi))
 
 
 def _empty_float(n: int) -> np.ndarray:
@@ -106,7 +123,8 @@ def measure_sources(
         Radius (pixels) within which masked pixels set the ``pixelFlags_*`` columns (default 2 PSF FWHM).
     extendedness_min_frac, extendedness_n_sigma : `float`
         A source is extended when its adaptive size ``ixx + iyy`` exceeds the PSF's by more than this
-        fraction and this many standard deviations.
+        fraction and this many standard deviations (sources with a saturated centre: when their PSF flux,
+        fitted to the unsaturated wings, is below half their ``calibFlux``).
     segmentation : `numpy.ndarray` [int], optional
         Segmentation map of the detections (0 = sky); with ``segment_ids`` (the segment of each source),
         pixels of other sources' segments are ignored (neighbour masking).
@@ -164,6 +182,7 @@ def measure_sources(
     )
     if centroid:
         x, y = ix + win.x, iy + win.y
+        _saturated_centroids(np.asarray(mask), x, y, ix, iy, half, segmentation, seg_ids if use_seg else None)
     # ---- adaptive moments at the fixed centroid
     am = adaptive_moments(
         st, valid, x0=x - ix, y0=y - iy, sigma0=sig_psf, variance=vst, update_centroid=False
@@ -271,7 +290,51 @@ def measure_sources(
             np.clip(np.rint(y), 0, ny - 1).astype(int), np.clip(np.rint(x), 0, nx - 1).astype(int)
         ]
     _pixel_flags(out, np.asarray(mask), x, y, r_flag)
+    if psf is not None:
+        # saturated sources: their moments see a hollow core; use the flux ratio instead (a star's PSF fit
+        # to the wings exceeds its clipped aperture flux, a galaxy's aperture flux exceeds its PSF flux)
+        sat = np.asarray(out["pixelFlags_saturatedCenter"])
+        if sat.any():
+            ratio_ext = np.asarray(out["psfFlux"]) < 0.5 * np.asarray(out["calibFlux"])
+            ext_col = np.asarray(out["extendedness"], float)
+            ext_col[sat] = np.where(
+                np.asarray(out["psfFlux_flag"])[sat], np.nan, ratio_ext[sat].astype(float)
+            )
+            out["extendedness"] = ext_col
     return out
+
+
+def _saturated_centroids(
+    mask: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    ix: np.ndarray,
+    iy: np.ndarray,
+    half: int,
+    segmentation: np.ndarray | None,
+    seg_ids: np.ndarray | None,
+) -> None:
+    """Centroids (in place) of sources with a saturated centre: the mean position of their saturated pixels.
+
+    The saturated plateau and its bleed trails spread symmetrically about the star, while a windowed centroid
+    on the unsaturated pixels around a hollow core is easily pulled by a pixel or two.
+    """
+    sat_st, inside = gather_stamps((mask & mask_bit("SAT")) != 0, ix, iy, half, fill=False)
+    centre = sat_st[:, half - 1 : half + 2, half - 1 : half + 2].any(axis=(1, 2))
+    if not centre.any():
+        return
+    w = sat_st[centre] & inside[centre]
+    if segmentation is not None and seg_ids is not None:
+        sst, _ = gather_stamps(segmentation, ix[centre], iy[centre], half, fill=0)
+        w &= (sst == 0) | (sst == seg_ids[centre][:, None, None])
+    gx, gy = stamp_grid(half)
+    cnt = w.sum(axis=(1, 2))
+    ok = cnt > 0
+    sx = (w * gx).sum(axis=(1, 2)) / np.maximum(cnt, 1)
+    sy = (w * gy).sum(axis=(1, 2)) / np.maximum(cnt, 1)
+    idx = np.flatnonzero(centre)[ok]
+    x[idx] = ix[idx] + sx[ok]
+    y[idx] = iy[idx] + sy[ok]
 
 
 def _pixel_flags(out: Table, mask: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> None:

@@ -21,7 +21,7 @@ from ..detection import detect_sources, significance_mask
 from ..errors import AlgorithmError, ConfigurationError
 from ..image import Exposure, PhotoCalib, mask_bit
 from ..isr import find_cosmic_rays, grow_mask, interpolate_rows, repair_cosmic_rays
-from ..measurement import aperture_column, measure_sources, psf_sigma
+from ..measurement import aperture_column, measure_sources, psf_fwhm, psf_sigma
 from ..photometry import fit_zero_point
 from ..psf.fit import fit_psf, min_stars_for_degree
 from .star_selection import select_psf_stars
@@ -363,6 +363,7 @@ def calibrate_exposure(
 
     scale = _pixel_scale_arcsec(wcs)
     sig_c = psf_sigma(psf, 0.5 * (nx - 1), 0.5 * (ny - 1))
+    fwhm_c = psf_fwhm(psf, 0.5 * (nx - 1), 0.5 * (ny - 1))
     exptime = float(exposure.metadata.get("EXPTIME", 0.0) or 0.0)
     mesh = background.mesh
     metrics: dict[str, Any] = {
@@ -375,8 +376,9 @@ def calibrate_exposure(
         "psf_n_stars": psf_fit.n_used,
         "psf_n_candidates": n_cand,
         "psf_degree": psf.degree,
-        "psf_fwhm_pixels": 2.3548 * sig_c,
-        "psf_fwhm_arcsec": 2.3548 * sig_c * scale,
+        "psf_fwhm_pixels": fwhm_c,
+        "psf_fwhm_arcsec": fwhm_c * scale,
+        "psf_sigma_pixels": sig_c,
         "astrom_n_matches": astro.n_matches,
         "astrom_rms_mas": astro.rms_mas,
         "astrom_median_mas": float(np.median(astro.residuals_mas)),
@@ -386,7 +388,7 @@ def calibrate_exposure(
         "photom_n_stars": zp.n_used,
         "zero_point": zp.zero_point,
         "zero_point_err": zp.zero_point_err,
-        "zero_point_1s": zp.zero_point + 2.5 * np.log10(exptime) if exptime > 0 else float("nan"),
+        "zero_point_1s": zp.zero_point - 2.5 * np.log10(exptime) if exptime > 0 else float("nan"),
         "photom_scatter_mag": zp.scatter_mag,
         "pixel_scale_arcsec": scale,
     }
