@@ -147,11 +147,13 @@ def run(
                 exact_variance=exact_variance,
                 full_size=False,
             )
+            t1 = time.process_time()
+            warp_cpu += t1 - t0
             if warp is not None:
                 bbox = warp_bbox(warp)
                 warped_pixels += bbox.width * bbox.height
                 store.append(warp)
-            warp_cpu += time.process_time() - t0
+            write_cpu += time.process_time() - t1
             del calexp, warp
         t0 = time.process_time()
         coadd = assemble_coadd(store, shape=shape, wcs=wcs)
