@@ -175,6 +175,11 @@ def test_weights_and_streaming_accumulator(survey):
     assert np.array_equal(streamed.image, batch.image)
     assert np.array_equal(streamed.variance, batch.variance)
     assert np.array_equal(streamed.mask, batch.mask)
+    # visits are found whatever the case of the metadata key (FITS headers are upper case)
+    upper = [w.copy() for w in warps]
+    for k, w in enumerate(upper):
+        w.metadata = {"VISIT": 100 + k}
+    assert assemble_coadd(upper, clip_sigma=None).metadata["visits"] == [100 + k for k in range(len(upper))]
 
 
 def test_mask_rules(survey):

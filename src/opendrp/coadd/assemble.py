@@ -137,6 +137,14 @@ def _chunks(warp: Exposure, shape: tuple[int, int]):
         )
 
 
+def _metadata_value(metadata: Mapping[str, Any], key: str) -> Any:
+    """``metadata[key]``, matching the key case-insensitively (FITS headers upper-case it); None if absent."""
+    if key in metadata:
+        return metadata[key]
+    lowered = {k.lower(): v for k, v in metadata.items()}
+    return lowered.get(key.lower())
+
+
 def _local_max(a: np.ndarray, half: int) -> np.ndarray:
     """Maximum over ``(2 half + 1)**2`` boxes (edges: over the part inside), by shifted maxima."""
     out = a.copy()
@@ -344,8 +352,8 @@ class CoaddAccumulator:
             self.wcs = warp.wcs
         self.inputs.append(
             {
-                "visit": warp.metadata.get("visit"),
-                "detector": warp.metadata.get("detector"),
+                "visit": _metadata_value(warp.metadata, "visit"),
+                "detector": _metadata_value(warp.metadata, "detector"),
                 "weight": float(weight),
             }
         )
