@@ -124,6 +124,10 @@ class ConditionsConfig:
     transparency_sigma_mag: float = _field(
         0.02, "scale of the extinction by clouds per visit, |N(0, sigma)| (mag); lowers the zero point"
     )
+    satellite_trail_probability: float = _field(0.0, "probability that a science visit has a satellite trail")
+    satellite_trail_mag: float = _field(
+        21.0, "brightness of a trail: each arcsec of it holds the flux of a star of this magnitude"
+    )
 
 
 @dataclasses.dataclass
@@ -199,6 +203,14 @@ class InstrumentConfig:
         0.01, "amplitude of a per-detector, per-band linear response gradient across the CCD (fraction)"
     )
     bleed_trails: bool = _field(True, "spread the charge above full well along the columns (bleed trails)")
+    dark_current: float = _field(0.0, "uniform dark current (electrons/s/pixel)")
+    hot_pixel_fraction: float = _field(0.0, "fraction of hot pixels (fixed per detector)")
+    hot_pixel_rate: float = _field(20.0, "typical dark current of a hot pixel (electrons/s; x0.3-3)")
+    n_bad_columns: int = _field(0, "dead column segments per detector (2-10% response, in flats too)")
+    cosmic_ray_rate: float = _field(
+        0.0, "cosmic rays per cm^2 per s (~0.02 at a high site); tracks cross sensor_thickness_um"
+    )
+    sensor_thickness_um: float = _field(200.0, "depleted sensor thickness (microns), sets track lengths")
 
 
 @dataclasses.dataclass
@@ -209,6 +221,8 @@ class CalibrationConfig:
     n_flat: int = _field(5, "number of dome flats per band")
     flat_level_electrons: float = _field(20000.0, "dome flat illumination (electrons/pixel)")
     flat_exposure_time: float = _field(10.0, "dome flat exposure time (s)")
+    n_dark: int = _field(0, "number of dark exposures (taken after the biases)")
+    dark_exposure_time: float = _field(200.0, "dark exposure time (s)")
 
 
 @dataclasses.dataclass
@@ -500,6 +514,8 @@ def _validate(c: SimConfig) -> None:
         _check_range(f"conditions.seeing_values_arcsec[{i}]", v, 0.1, 10.0)
     _check_range("conditions.sky_jitter_mag", o.sky_jitter_mag, 0.0, 5.0)
     _check_range("conditions.transparency_sigma_mag", o.transparency_sigma_mag, 0.0, 5.0)
+    _check_range("conditions.satellite_trail_probability", o.satellite_trail_probability, 0.0, 1.0)
+    _check_range("conditions.satellite_trail_mag", o.satellite_trail_mag, 5.0, 40.0)
     p = c.psf
     _check_range("psf.beta", p.beta, 1.5, 20.0)
     _check_range("psf.fwhm_radial_variation", p.fwhm_radial_variation, -0.5, 2.0)
@@ -538,11 +554,19 @@ def _validate(c: SimConfig) -> None:
     _check_range("instrument.vignetting", ins.vignetting, 0.0, 0.9)
     _check_range("instrument.pixel_response_sigma", ins.pixel_response_sigma, 0.0, 0.2)
     _check_range("instrument.flat_band_gradient", ins.flat_band_gradient, 0.0, 0.5)
+    _check_range("instrument.dark_current", ins.dark_current, 0.0, 1e4)
+    _check_range("instrument.hot_pixel_fraction", ins.hot_pixel_fraction, 0.0, 0.1)
+    _check_range("instrument.hot_pixel_rate", ins.hot_pixel_rate, 0.0, 1e5)
+    _check_range("instrument.n_bad_columns", ins.n_bad_columns, 0, 10000)
+    _check_range("instrument.cosmic_ray_rate", ins.cosmic_ray_rate, 0.0, 100.0)
+    _check_range("instrument.sensor_thickness_um", ins.sensor_thickness_um, 1.0, 2000.0)
     cal = c.calibration
     _check_range("calibration.n_bias", cal.n_bias, 0, 1000)
     _check_range("calibration.n_flat", cal.n_flat, 0, 1000)
     _check_range("calibration.flat_level_electrons", cal.flat_level_electrons, 1.0, 1e6)
     _check_range("calibration.flat_exposure_time", cal.flat_exposure_time, 0.001, 1e4)
+    _check_range("calibration.n_dark", cal.n_dark, 0, 1000)
+    _check_range("calibration.dark_exposure_time", cal.dark_exposure_time, 0.001, 1e5)
     r = c.refcat
     if r.reference_band not in KNOWN_BANDS:
         _fail("refcat.reference_band", f"unknown band {r.reference_band!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..instrument import Camera, DetectorSpec
+from .artifacts import bad_column_response
 from .config import InstrumentConfig
 
 __all__ = [
@@ -76,7 +77,8 @@ def flat_response(
     """Relative response (illumination x pixel sensitivity) of every pixel, ``(ny, nx)`` float32.
 
     Product of a vignetting term ``1 - vignetting * rho^2`` (``rho`` = focal-plane radius over the field
-    radius), a per-band linear gradient across the CCD and a fixed pixel-to-pixel response.
+    radius), a per-band linear gradient across the CCD, a fixed pixel-to-pixel response and dead column
+    segments (``n_bad_columns``).
     """
     ny, nx = detector.ny, detector.nx
     field_radius_mm = field_radius_deg * 3600.0 / camera.plate_scale_arcsec_per_mm
@@ -100,6 +102,9 @@ def flat_response(
         rng = static_rng(seed, 4, detector.id)
         prnu = rng.standard_normal((ny, nx), dtype=np.float32)
         flat *= 1.0 + np.float32(config.pixel_response_sigma) * prnu
+    dead = bad_column_response((ny, nx), config.n_bad_columns, static_rng(seed, 6, detector.id))
+    if dead is not None:
+        flat *= dead
     return flat
 
 

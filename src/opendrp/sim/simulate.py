@@ -21,6 +21,7 @@ import dataclasses
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from ..errors import ConfigurationError
 from ..instrument import Camera, DetectorSpec, load_camera
 from ..raw import RawHeader, write_raw
+from .artifacts import add_cosmic_rays, dark_rate_map, satellite_trail
 from .catalog import TruthCatalog, make_refcat, make_truth_catalog
 from .config import SimConfig
 from .detector import (
@@ -42,8 +44,10 @@ from .detector import (
     flat_response,
     full_well_electrons,
     photon_noise,
+    static_rng,
     to_raw_adu,
 )
+from .psf import local_psf
 from .render import render_sources
 from .survey import ExposurePlan, plan_exposures, sky_footprint, visits_table
 
@@ -60,6 +64,7 @@ class UnitResult:
     n_stars: int = 0
     n_galaxies: int = 0
     n_saturated: int = 0
+    n_cosmic_rays: int = 0
 
 
 @dataclasses.dataclass
@@ -79,6 +84,8 @@ class SimResult:
     n_galaxies: int
     n_refcat: int
     elapsed_s: float
+    n_cosmic_rays: int = 0
+    n_saturated_pixels: int = 0
 
 
 def build_camera(config: SimConfig) -> Camera:
@@ -128,7 +135,7 @@ def raw_filename(camera: Camera, exposure_id: int, detector: int) -> str:
 
 _STATE: dict[str, Any] = {}
 _FLAT_CACHE: dict[tuple[int, int], np.ndarray] = {}
-_STATIC_CACHE: dict[tuple[str, int], np.ndarray] = {}
+_STATIC_CACHE: dict[tuple[str, int], Any] = {}
 
 
 def _init_worker(state: dict[str, Any]) -> None:
@@ -161,6 +168,40 @@ def _bias_structure(config: SimConfig, det: DetectorSpec) -> np.ndarray:
     return _STATIC_CACHE[key]
 
 
+def _dark_rate(config: SimConfig, det: DetectorSpec) -> np.ndarray | None:
+    key = ("dark", det.id)
+    if key not in _STATIC_CACHE:
+        ins = config.instrument
+        _STATIC_CACHE[key] = dark_rate_map(
+            det.shape,
+            dark_current=ins.dark_current,
+            hot_pixel_fraction=ins.hot_pixel_fraction,
+            hot_pixel_rate=ins.hot_pixel_rate,
+            rng=static_rng(config.seed, 5, det.id),
+        )
+    return _STATIC_CACHE[key]
+
+
+def _trail(camera: Camera, config: SimConfig, det: DetectorSpec, exposure: ExposurePlan) -> np.ndarray | None:
+    if exposure.trail is None or exposure.psf is None:
+        return None
+    fx, fy = det.pixel_to_focal_plane(
+        np.array([(det.nx - 1) / 2.0]), np.array([(det.ny - 1) / 2.0]), camera.pixel_size_mm
+    )
+    fwhm, _, _ = local_psf(
+        exposure.psf, fx, fy, pixel_scale=camera.pixel_scale_arcsec, detector_rotation_deg=det.rotation_deg
+    )
+    per_arcsec = 10.0 ** (-0.4 * (config.conditions.satellite_trail_mag - exposure.zero_point))
+    return satellite_trail(
+        camera,
+        det,
+        exposure.pointing,
+        exposure.trail,
+        electrons_per_arcsec=per_arcsec * exposure.exposure_time,
+        sigma_pixels=float(fwhm[0]) / 2.3548,
+    )
+
+
 def simulate_unit(
     camera: Camera,
     config: SimConfig,
@@ -182,14 +223,19 @@ def simulate_unit(
     levels = levels + rng.normal(0.0, config.instrument.bias_drift_adu, levels.size)
     structure = _bias_structure(config, det)
     result = UnitResult(exposure.exposure_id, detector, Path())
-    if exposure.observation_type == "bias":
+    kind = exposure.observation_type
+    if kind == "bias":
         electrons = np.zeros((det.ny, det.nx), np.float32)
     else:
-        flat = _flat(camera, config, detector, exposure.band_index)
-        if exposure.observation_type == "flat":
+        expected: np.ndarray
+        if kind == "dark":
+            expected = np.zeros((det.ny, det.nx), np.float32)
+        elif kind == "flat":
+            flat = _flat(camera, config, detector, exposure.band_index)
             expected = flat * np.float32(config.calibration.flat_level_electrons)
         else:
             assert truth is not None
+            flat = _flat(camera, config, detector, exposure.band_index)
             sources, stats = render_sources(
                 camera,
                 detector,
@@ -200,15 +246,31 @@ def simulate_unit(
             )
             result.n_stars, result.n_galaxies = stats.n_stars, stats.n_galaxies
             sources += exposure.sky_electrons
+            trail = _trail(camera, config, det, exposure)
+            if trail is not None:
+                sources += trail
             sources *= flat
             expected = sources
+        dark = _dark_rate(config, det)
+        if dark is not None:
+            expected = expected + dark * np.float32(exposure.exposure_time)
         electrons = photon_noise(expected, rng)
+        ins = config.instrument
+        if ins.cosmic_ray_rate > 0.0 and exposure.exposure_time > 0.0:
+            result.n_cosmic_rays = add_cosmic_rays(
+                electrons,
+                rate_per_cm2_s=ins.cosmic_ray_rate,
+                exposure_time=exposure.exposure_time,
+                pixel_size_mm=camera.pixel_size_mm,
+                thickness_um=ins.sensor_thickness_um,
+                rng=rng,
+            )
         full_well = full_well_electrons(det, levels)
         for amp, fw in zip(det.amplifiers, full_well):
             ys, xs = amp.assembled_slice()
             view = electrons[ys, xs]
             result.n_saturated += int((view > fw).sum())
-            if config.instrument.bleed_trails:
+            if ins.bleed_trails:
                 bleed_columns(view, float(fw))
     raw = to_raw_adu(electrons, det, bias_levels=levels, structure=structure, rng=rng)
     header = RawHeader(
@@ -227,7 +289,7 @@ def simulate_unit(
         if exposure.observation_type == "science"
         else exposure.observation_type.upper(),
     )
-    sub = "science" if exposure.observation_type == "science" else "calib"
+    sub = "science" if kind == "science" else "calib"
     result.path = write_raw(
         outdir / "raw" / sub / raw_filename(camera, exposure.exposure_id, detector), raw, header, camera
     )
@@ -246,6 +308,17 @@ def _run_unit(task: tuple[int, int]) -> UnitResult:
     )
 
 
+def _pool_context() -> Any:
+    """The multiprocessing context: fork where available.
+
+    Fork needs no re-import of the caller's ``__main__`` (spawn and forkserver re-run scripts that lack an
+    ``if __name__ == "__main__"`` guard and fail from stdin).  The parent has not used GalSim's or
+    BLAS's threads when the pool forks, and the children use no lock held by the parent.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
 def _iter_results(
     tasks: list[tuple[int, int]], state: dict[str, Any], processes: int
 ) -> Iterator[UnitResult]:
@@ -259,15 +332,11 @@ def _iter_results(
             _FLAT_CACHE.clear()
             _STATIC_CACHE.clear()
         return
-    # forkserver: workers fork from a clean single-threaded server that has imported the simulator
-    # (forking this process, which may run BLAS/OpenMP threads, can deadlock)
-    ctx: Any
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["opendrp.sim.simulate"])
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(state,)) as pool:
+    with warnings.catch_warnings():
+        # Python 3.12 warns about fork() in a process with threads (tqdm's monitor, BLAS pools)
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        pool = _pool_context().Pool(processes, initializer=_init_worker, initargs=(state,))
+    with pool:
         yield from pool.imap_unordered(_run_unit, tasks, chunksize=1)
 
 
@@ -354,6 +423,8 @@ def simulate(
         n_galaxies=int((~truth.is_star).sum()),
         n_refcat=len(refcat),
         elapsed_s=time.perf_counter() - t0,
+        n_cosmic_rays=sum(r.n_cosmic_rays for r in results),
+        n_saturated_pixels=sum(r.n_saturated for r in results),
     )
 
 

@@ -57,6 +57,8 @@ class ExposurePlan:
         for 1 e-/s, after cloud extinction), nominal zero point, extinction by clouds (mag).
     psf : `VisitPsf` or `None`
         Science only.
+    trail : `tuple` [`float`, `float`, `float`] or `None`
+        Satellite trail of a science visit: a point on it (ra, dec, deg) and its position angle (deg).
     """
 
     exposure_id: int
@@ -77,6 +79,7 @@ class ExposurePlan:
     zero_point_nominal: float = 0.0
     transparency_mag: float = 0.0
     psf: VisitPsf | None = None
+    trail: tuple[float, float, float] | None = None
 
 
 def _dither_offsets(config: SimConfig, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -136,6 +139,19 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
             visit_index=k,
         )
         t = t + TimeDelta(s.overhead_s, format="sec")
+    for k in range(config.calibration.n_dark):
+        add(
+            t,
+            observation_type="dark",
+            band=bands[0],
+            band_index=0,
+            physical_filter=filters[bands[0]],
+            exposure_time=config.calibration.dark_exposure_time,
+            pointing=centre,
+            header_pointing=centre,
+            visit_index=k,
+        )
+        t = t + TimeDelta(config.calibration.dark_exposure_time + s.overhead_s, format="sec")
     for bi, band in enumerate(bands):
         for k in range(config.calibration.n_flat):
             add(
@@ -150,7 +166,8 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
                 visit_index=k,
             )
             t = t + TimeDelta(config.calibration.flat_exposure_time + s.overhead_s, format="sec")
-    # science visits
+    # science visits; satellite trails from their own generator (other draws do not depend on them)
+    trail_rng = np.random.default_rng([config.seed, 4])
     t = start
     for bi, band in enumerate(bands):
         bconf = config.bands[band]
@@ -180,6 +197,11 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
             transparency = abs(rng.normal(0.0, o.transparency_sigma_mag))
             zp = bconf.zero_point - transparency
             sky_e = 10.0 ** (-0.4 * (sky_mag - zp)) * pixel_area * bconf.exposure_time
+            trail = None
+            if trail_rng.random() < o.satellite_trail_probability:
+                tx, ty = trail_rng.uniform(-0.25, 0.25, 2)
+                tra, tdec = tangent_to_sky(tx, ty, true.ra, true.dec)
+                trail = (float(tra), float(tdec), float(trail_rng.uniform(0.0, 180.0)))
             psf = VisitPsf(
                 fwhm_arcsec=seeing,
                 beta=p.beta,
@@ -206,6 +228,7 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
                 zero_point_nominal=bconf.zero_point,
                 transparency_mag=float(transparency),
                 psf=psf,
+                trail=trail,
             )
             t = t + TimeDelta(bconf.exposure_time + s.overhead_s, format="sec")
     return exposures
@@ -269,6 +292,9 @@ def visits_table(exposures: list[ExposurePlan]) -> pd.DataFrame:
                 "zero_point": e.zero_point,
                 "zero_point_nominal": e.zero_point_nominal,
                 "transparency_mag": e.transparency_mag,
+                "trail_ra": e.trail[0] if e.trail else np.nan,
+                "trail_dec": e.trail[1] if e.trail else np.nan,
+                "trail_pa": e.trail[2] if e.trail else np.nan,
             }
         )
     return pd.DataFrame(rows)

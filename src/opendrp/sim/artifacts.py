@@ -1,0 +1,181 @@
+"""Detector and sky artefacts: dark current and hot pixels, bad columns, cosmic rays, satellite trails.
+
+All are off by default (their rates are zero in the presets' ``instrument`` and ``conditions`` sections);
+each is a plain function on numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..astrometry.tangent import tangent_to_sky
+from ..instrument import Camera, DetectorSpec
+from ..instrument.geometry import Pointing, sky_to_pixel
+
+__all__ = [
+    "add_cosmic_rays",
+    "bad_column_response",
+    "dark_rate_map",
+    "satellite_trail",
+]
+
+#: Mean charge a minimum-ionizing particle leaves in silicon (electrons per micron).
+ELECTRONS_PER_MICRON = 80.0
+
+
+def dark_rate_map(
+    shape: tuple[int, int],
+    *,
+    dark_current: float,
+    hot_pixel_fraction: float,
+    hot_pixel_rate: float,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Dark current (electrons/s) of every pixel, or `None` if there is none.
+
+    Parameters
+    ----------
+    shape : `tuple` [`int`, `int`]
+        ``(ny, nx)``.
+    dark_current : `float`
+        Uniform dark current (e-/s/pixel).
+    hot_pixel_fraction : `float`
+        Fraction of hot pixels.
+    hot_pixel_rate : `float`
+        Dark current of a hot pixel (e-/s), times a log-uniform factor in [0.3, 3].
+    rng : `numpy.random.Generator`
+        A fixed (per-detector) generator.
+    """
+    if dark_current <= 0.0 and hot_pixel_fraction <= 0.0:
+        return None
+    rate = np.full(shape, dark_current, np.float32)
+    n_hot = int(rng.binomial(shape[0] * shape[1], hot_pixel_fraction)) if hot_pixel_fraction > 0 else 0
+    if n_hot:
+        flat_idx = rng.choice(shape[0] * shape[1], n_hot, replace=False)
+        rate.ravel()[flat_idx] += hot_pixel_rate * 10.0 ** rng.uniform(-0.5, 0.5, n_hot)
+    return rate
+
+
+def bad_column_response(
+    shape: tuple[int, int], n_bad_columns: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Response factor of dead column segments (from a random row to one CCD edge), or `None`.
+
+    A dead segment keeps 2-10% of its response; it appears in dome flats as in science exposures.
+    """
+    if n_bad_columns <= 0:
+        return None
+    ny, nx = shape
+    factor = np.ones(shape, np.float32)
+    for _ in range(n_bad_columns):
+        x = int(rng.integers(0, nx))
+        y = int(rng.integers(0, ny))
+        rows = slice(y, ny) if rng.random() < 0.5 else slice(0, y + 1)
+        factor[rows, x] = rng.uniform(0.02, 0.1)
+    return factor
+
+
+def add_cosmic_rays(
+    electrons: np.ndarray,
+    *,
+    rate_per_cm2_s: float,
+    exposure_time: float,
+    pixel_size_mm: float,
+    thickness_um: float,
+    rng: np.random.Generator,
+) -> int:
+    """Add cosmic-ray tracks to an image of electrons (in place); returns their number.
+
+    Particles arrive uniformly on the CCD with a ``cos^2`` zenith-angle distribution; a track crosses the
+    depleted thickness, leaving `ELECTRONS_PER_MICRON` per micron of path, spread along its projection on
+    the pixel grid (bilinear deposit).
+    """
+    ny, nx = electrons.shape
+    area_cm2 = nx * ny * (pixel_size_mm / 10.0) ** 2
+    n = int(rng.poisson(max(rate_per_cm2_s, 0.0) * exposure_time * area_cm2))
+    pixel_um = pixel_size_mm * 1000.0
+    for _ in range(n):
+        # cos^2(theta) sin(theta) d(theta): cos(theta) = u^(1/3)
+        cos_t = min(max(rng.random() ** (1.0 / 3.0), 0.05), 1.0)
+        tan_t = np.sqrt(1.0 - cos_t * cos_t) / cos_t
+        length_px = min(thickness_um * tan_t / pixel_um, 200.0)
+        charge = ELECTRONS_PER_MICRON * thickness_um / cos_t * rng.uniform(0.7, 1.5)
+        x0, y0 = rng.uniform(-0.5, nx - 0.5), rng.uniform(-0.5, ny - 0.5)
+        phi = rng.uniform(0.0, 2.0 * np.pi)
+        n_step = max(1, int(np.ceil(length_px * 2.0)))
+        s = (np.arange(n_step) + 0.5) / n_step * length_px
+        xs = x0 + s * np.cos(phi)
+        ys = y0 + s * np.sin(phi)
+        w = charge / n_step
+        ix, iy = np.floor(xs).astype(int), np.floor(ys).astype(int)
+        fx, fy = xs - ix, ys - iy
+        for dx, dy, wt in (
+            (0, 0, (1 - fx) * (1 - fy)),
+            (1, 0, fx * (1 - fy)),
+            (0, 1, (1 - fx) * fy),
+            (1, 1, fx * fy),
+        ):
+            px, py = ix + dx, iy + dy
+            ok = (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+            np.add.at(electrons, (py[ok], px[ok]), (w * wt[ok]).astype(electrons.dtype))
+    return n
+
+
+def satellite_trail(
+    camera: Camera,
+    detector: DetectorSpec,
+    pointing: Pointing,
+    trail: tuple[float, float, float],
+    *,
+    electrons_per_arcsec: float,
+    sigma_pixels: float,
+) -> np.ndarray | None:
+    """Expected electrons of a satellite trail on a CCD (a great circle, Gaussian profile), or `None`.
+
+    Parameters
+    ----------
+    camera : `Camera`
+    detector : `DetectorSpec`
+    pointing : `Pointing`
+        True boresight of the exposure.
+    trail : `tuple` [`float`, `float`, `float`]
+        A point of the trail (ra, dec in deg) and its position angle (deg, east of north).
+    electrons_per_arcsec : `float`
+        Charge per arcsec of trail length.
+    sigma_pixels : `float`
+        Gaussian width of the trail's cross-section (pixels).
+    """
+    ra0, dec0, pa = trail
+    # points along the trail, on the tangent plane about the trail point (+-1.5 deg)
+    s = np.linspace(-1.5, 1.5, 601)
+    xi, eta = s * np.sin(np.radians(pa)), s * np.cos(np.radians(pa))
+    ra, dec = tangent_to_sky(xi, eta, ra0, dec0)
+    x, y = sky_to_pixel(camera, detector.id, ra, dec, pointing)
+    margin = 5.0 * sigma_pixels + 2.0
+    near = (x > -margin) & (x < detector.nx + margin) & (y > -margin) & (y < detector.ny + margin)
+    if near.sum() < 2:
+        # the CCD may sit between two samples (5.4" apart): test the segment crossing it
+        idx = np.flatnonzero(
+            (np.minimum(x[:-1], x[1:]) < detector.nx + margin)
+            & (np.maximum(x[:-1], x[1:]) > -margin)
+            & (np.minimum(y[:-1], y[1:]) < detector.ny + margin)
+            & (np.maximum(y[:-1], y[1:]) > -margin)
+        )
+        if idx.size == 0:
+            return None
+        near = np.zeros_like(near)
+        near[idx[0]] = near[idx[0] + 1] = True
+    px, py = x[near], y[near]
+    # straight line through the samples near the CCD (distortion is negligible across one CCD)
+    p0 = np.array([px[0], py[0]])
+    direction = np.array([px[-1] - px[0], py[-1] - py[0]])
+    length = float(np.hypot(*direction))
+    if length == 0.0:
+        return None
+    direction /= length
+    normal = np.array([-direction[1], direction[0]])
+    yy, xx = np.mgrid[0 : detector.ny, 0 : detector.nx].astype(np.float32)
+    dist = (xx - p0[0]) * normal[0] + (yy - p0[1]) * normal[1]
+    pixel_arcsec = camera.pixel_scale_arcsec
+    line = electrons_per_arcsec * pixel_arcsec / (np.sqrt(2.0 * np.pi) * sigma_pixels)
+    return (line * np.exp(-0.5 * (dist / sigma_pixels) ** 2)).astype(np.float32)
