@@ -125,3 +125,9 @@ def test_defaults_validate_and_band_defaults() -> None:
     assert list(partial.bands) == ["g", "i"]
     assert partial.bands["i"].zero_point != partial.bands["g"].zero_point  # per-band defaults
     assert config.bands["g"] == partial.bands["g"]
+
+
+def test_preset_name_wins_over_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    assert load_sim_config("tiny") == load_sim_config(preset_yaml("tiny"))

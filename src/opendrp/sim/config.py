@@ -632,7 +632,7 @@ def load_sim_config(source: str | Path | Mapping[str, Any]) -> SimConfig:
         text: str
         if isinstance(source, str) and "\n" in source:
             text = source
-        elif isinstance(source, str) and source in preset_names() and not Path(source).exists():
+        elif isinstance(source, str) and source in preset_names() and not Path(source).is_file():
             where = f"preset {source}"
             text = preset_yaml(source)
         else:
