@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from qa_synth import Survey, make_survey
+from tests.qa.qa_synth import Survey, make_survey
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 from astropy.table import Table
-from qa_synth import (
+from tests.qa.qa_synth import (
     DDEC_MAS,
     DRA_MAS,
     ERR_BRIGHT,

@@ -184,8 +184,10 @@ def read_raw_header(path: str | Path, camera: Camera | None = None) -> RawHeader
     """
     where = str(path)
     try:
-        with warnings.catch_warnings(), fits.open(path, memmap=False) as hdul:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy's own truncation warning: we report it ourselves
+            hdul = fits.open(path, memmap=False)
+        with hdul:
             hdr = hdul[0].header
             shape = (int(hdr.get("NAXIS2", 0)), int(hdr.get("NAXIS1", 0)))
             parsed = _parse_header(hdr, where=where)

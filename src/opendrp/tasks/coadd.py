@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lsst.pex.config as pex_config
 import lsst.pipe.base as pipe_base
 import lsst.pipe.base.connectionTypes as ct
 import numpy as np
+from astropy.wcs import WCS
 
-from ..coadd import BBox, assemble_coadd, warp_bbox, warp_exposure, warp_weight
+from ..coadd import BBox, LazyWarps, assemble_coadd, warp_bbox, warp_exposure
 from ..coadd.warp import WARP_BBOX_PREFIX
 from ..image import Exposure, mask_bit
 from ..psf import CoaddPsf
@@ -27,31 +29,38 @@ __all__ = [
 _NO_DATA = mask_bit("NO_DATA")
 
 
-def merge_detector_warps(warps: list[Exposure], shape: tuple[int, int], metadata: dict[str, Any]) -> Exposure:
-    """Combine the warps of the detectors of one visit (which do not overlap) into one warp.
+def merge_detector_warps(warps: list[Exposure], target_wcs: WCS, metadata: dict[str, Any]) -> Exposure:
+    """Combine the compact warps of the detectors of one visit (which do not overlap) into one compact warp.
 
-    The visit warp's PSF combines the detectors' piecewise PSFs (each right on its detector's footprint);
-    its data box is the union of theirs.
+    Each input covers its own box of the target grid (``WARP_X0/Y0/X1/Y1`` in its metadata); the result
+    covers the union box, its WCS is the target's shifted to that box, and its PSF combines the detectors'
+    piecewise PSFs with their footprints moved to the union box's origin.
     """
-    out = Exposure.blank(*shape)
-    out.mask[:] = _NO_DATA
-    out.variance[:] = np.inf
-    boxes = []
-    for w in warps:
-        box = warp_bbox(w)
-        boxes.append(box)
-        rows, cols = box.slices
-        valid = (w.mask[rows, cols] & _NO_DATA) == 0
-        take = valid & ((out.mask[rows, cols] & _NO_DATA) != 0)
-        out.image[rows, cols][take] = w.image[rows, cols][take]
-        out.variance[rows, cols][take] = w.variance[rows, cols][take]
-        out.mask[rows, cols][take] = w.mask[rows, cols][take]
-    out.psf = CoaddPsf.combine([(w.psf, 1.0) for w in warps if w.psf is not None])
-    out.wcs = warps[0].wcs
-    out.photo_calib = warps[0].photo_calib
+    boxes = [warp_bbox(w) for w in warps]
     union = BBox(
         min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes)
     )
+    out = Exposure.blank(union.height, union.width)
+    out.mask[:] = _NO_DATA
+    out.variance[:] = np.inf
+    psf_parts = []
+    for w, b in zip(warps, boxes):
+        dx, dy = b.x0 - union.x0, b.y0 - union.y0
+        rows, cols = slice(dy, dy + b.height), slice(dx, dx + b.width)
+        take = ((w.mask & _NO_DATA) == 0) & ((out.mask[rows, cols] & _NO_DATA) != 0)
+        out.image[rows, cols][take] = w.image[take]
+        out.variance[rows, cols][take] = w.variance[take]
+        out.mask[rows, cols][take] = w.mask[take]
+        if isinstance(w.psf, CoaddPsf):
+            shift = np.array([dx, dy], dtype=float)
+            moved = [p + shift for p in w.psf.polygons]
+            psf_parts.append((CoaddPsf(w.psf.kernels, w.psf.weights, moved), 1.0))
+    out.psf = CoaddPsf.combine(psf_parts) if psf_parts else None
+    wcs = target_wcs.deepcopy()
+    wcs.wcs.crpix = [target_wcs.wcs.crpix[0] - union.x0, target_wcs.wcs.crpix[1] - union.y0]
+    wcs.wcs.set()
+    out.wcs = wcs
+    out.photo_calib = warps[0].photo_calib
     out.metadata = {**metadata, **union.to_metadata(WARP_BBOX_PREFIX)}
     return out
 
@@ -82,7 +91,12 @@ class MakeWarpTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=MakeW
     interpolation = pex_config.ChoiceField[str](
         doc="Resampling kernel.",
         default="lanczos3",
-        allowed={"lanczos3": "Lanczos, a=3", "cubic": "cubic spline", "bilinear": "bilinear"},
+        allowed={
+            "lanczos3": "Lanczos, a=3",
+            "lanczos4": "Lanczos, a=4",
+            "cubic": "Keys cubic convolution",
+            "bilinear": "bilinear",
+        },
     )
     grid_spacing = pex_config.Field[int](doc="Spacing (pixels) of the exact WCS evaluation grid.", default=32)
 
@@ -117,13 +131,14 @@ class MakeWarpTask(pipe_base.PipelineTask):
                 patch.shape,
                 interpolation=self.config.interpolation,
                 grid_spacing=self.config.grid_spacing,
+                full_size=False,
             )
             if w is not None:
                 parts.append(w)
         if not parts:
             raise pipe_base.NoWorkFound(f"no calexp of visit {visit} overlaps patch {patch.id}")
         meta = {"VISIT": visit, "BAND": band, "TRACT": patch.tract, "PATCH": patch.id, "NCCD": len(parts)}
-        warp = merge_detector_warps(parts, patch.shape, meta)
+        warp = merge_detector_warps(parts, patch.wcs, meta)
         self.metadata["n_detectors"] = len(parts)
         return pipe_base.Struct(warp=warp)
 
@@ -131,6 +146,9 @@ class MakeWarpTask(pipe_base.PipelineTask):
 class AssembleCoaddConnections(
     pipe_base.PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")
 ):
+    sky_map = ct.PrerequisiteInput(
+        doc="The sky map.", name="skyMap", storageClass="DrpSkyMap", dimensions=("skymap",)
+    )
     warps = ct.Input(
         doc="Warps of the visits in this band.",
         name="deepCoadd_directWarp",
@@ -161,20 +179,23 @@ class AssembleCoaddTask(pipe_base.PipelineTask):
     config: AssembleCoaddTaskConfig
 
     def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
-        handles = butlerQC.get(inputRefs.warps)
+        inputs = butlerQC.get(inputRefs)
         data_id = butlerQC.quantum.dataId
+        skymap: RingsSkyMap = inputs["sky_map"]
+        patch = skymap.tract(int(data_id["tract"])).patch(int(data_id["patch"]))
         with translate_errors():
-            outputs = self.run(warps=[h.get() for h in handles], band=str(data_id["band"]))
+            # warps are read on access, one at a time (twice with clipping)
+            outputs = self.run(warps=LazyWarps(inputs["warps"]), patch=patch, band=str(data_id["band"]))
         butlerQC.put(outputs, outputRefs)
 
-    def run(self, *, warps: list[Exposure], band: str) -> pipe_base.Struct:
-        weights = [warp_weight(w) for w in warps]
-        used = [(w, wt) for w, wt in zip(warps, weights) if wt > 0]
-        if not used:
-            raise pipe_base.NoWorkFound("no warp has valid pixels")
+    def run(self, *, warps: Sequence[Exposure], patch: PatchInfo, band: str) -> pipe_base.Struct:
+        if len(warps) == 0:
+            raise pipe_base.NoWorkFound("no warps")
         clip = self.config.clip_sigma if self.config.clip_sigma > 0 else None
-        coadd = assemble_coadd([w for w, _ in used], clip_sigma=clip, weights=[wt for _, wt in used])
-        visits = sorted(int(w.metadata.get("VISIT", -1)) for w, _ in used)
-        coadd.metadata.update({"BAND": band, "NINPUTS": len(used), "VISITS": ",".join(map(str, visits))})
-        record_metrics(self, {"n_inputs": len(used)})
+        coadd = assemble_coadd(warps, clip_sigma=clip, shape=patch.shape, wcs=patch.wcs)
+        n_inputs = int(coadd.metadata.get("NINPUTS", len(warps)))
+        if n_inputs == 0:
+            raise pipe_base.NoWorkFound("no warp has valid pixels")
+        coadd.metadata.update({"BAND": band})
+        record_metrics(self, {"n_inputs": n_inputs})
         return pipe_base.Struct(coadd=coadd)
