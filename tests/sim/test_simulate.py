@@ -227,9 +227,15 @@ def test_other_seed_differs(sim_run, helpers, tmp_path) -> None:
     config = helpers.small_test_config(calibration__n_bias=0, calibration__n_flat=0)
     config.seed = 4
     config.bands["r"].n_visits = 1
+    stale = tmp_path / "other" / "raw" / "calib" / "HSC-00000001-000.fits"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     other = simulate(config, tmp_path / "other", processes=1, progress=False)
     first = _raws(sim_run, "science")[0]
     assert not np.array_equal(fits.getdata(first), fits.getdata(other.science_raws[0]))
+    # raws of an earlier run in the same directory are gone
+    assert not stale.exists()
+    assert sorted((tmp_path / "other" / "raw").rglob("*.fits")) == sorted(other.science_raws)
 
 
 def test_bright_stars_saturate_and_bleed(helpers, tmp_path) -> None:

@@ -353,7 +353,8 @@ def simulate(
     config : `SimConfig`
         The configuration (validated here).
     outdir : `str` or `pathlib.Path`
-        Output directory (created; existing files of the same names are overwritten).
+        Output directory (created).  Raw files (``raw/science/*.fits``, ``raw/calib/*.fits``) of an earlier
+        simulation there are removed; the other outputs are overwritten.
     processes : `int`, optional
         Worker processes; default ``os.cpu_count()``.  The output does not depend on it.
     progress : `bool`
@@ -374,6 +375,10 @@ def simulate(
     outdir = Path(outdir)
     for sub in ("raw/science", "raw/calib", "truth", "refcat"):
         (outdir / sub).mkdir(parents=True, exist_ok=True)
+    # raws of an earlier simulation in the same directory would be ingested with the new ones
+    for sub in ("raw/science", "raw/calib"):
+        for stale in (outdir / sub).glob("*.fits"):
+            stale.unlink()
     camera_path = outdir / "camera.yaml"
     camera.to_yaml(camera_path)
     config_path = outdir / "sim_config.yaml"
