@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from tests.isr._raw_factory import make_detector, make_raw
+
 from opendrp.calib import clipped_mean, combine_bias, combine_dark, combine_flat
 from opendrp.image import mask_bit
 from opendrp.isr import run_isr

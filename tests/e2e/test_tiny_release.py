@@ -23,8 +23,16 @@ def test_products_exist(release: Path) -> None:
         assert (release / rel).stat().st_size > 0, rel
     butler = open_butler(release / "repo")
     kinds = {ref.datasetType.name for ref in butler.query_all_datasets("HSC/runs/drp", limit=None)}
-    for name in ("raw", "calexp", "src", "calexpBackground", "deepCoadd_directWarp", "deepCoadd", "objectTable",
-                 "objectTable_tract", "calibrateImage_metadata", "packages"):
+    expected = (
+        "raw",
+        "calexp",
+        "src",
+        "calexpBackground",
+        "deepCoadd_directWarp",
+        "deepCoadd",
+        "objectTable",
+    )
+    for name in (*expected, "objectTable_tract", "calibrateImage_metadata", "packages"):
         assert name in kinds, name
     n_raw = len(list((release / "sim" / "raw" / "science").glob("*.fits")))
     assert len(butler.query_datasets("calexp", collections="HSC/runs/drp", explain=False)) == n_raw
@@ -32,8 +40,17 @@ def test_products_exist(release: Path) -> None:
 
 def test_object_table_schema(release: Path) -> None:
     objects = Table.read(release / "catalogs" / "object.parquet")
-    for col in ("objectId", "coord_ra", "coord_dec", "g_psfFlux", "g_psfFluxErr", "r_psfFlux", "r_psfFluxErr",
-                "refExtendedness", "detect_isPrimary"):
+    for col in (
+        "objectId",
+        "coord_ra",
+        "coord_dec",
+        "g_psfFlux",
+        "g_psfFluxErr",
+        "r_psfFlux",
+        "r_psfFluxErr",
+        "refExtendedness",
+        "detect_isPrimary",
+    ):
         assert col in objects.colnames, col
     assert len(np.unique(objects["objectId"])) == len(objects)
     primary = objects[np.asarray(objects["detect_isPrimary"], bool)]

@@ -27,7 +27,7 @@ def run_demo(
     """
     from astropy.table import Table
 
-    from ..execution import export_object_table, run_drp
+    from ..execution import coverage_polygons, export_object_table, run_drp
     from ..instrument import Camera
     from ..qa import run_qa
     from ..repo import create_repo, ingest_raws, ingest_refcat
@@ -89,6 +89,7 @@ def run_demo(
         outdir / "truth" / "truth.parquet",
         refcat=sim_dir / "refcat" / "refcat.parquet",
         outdir=outdir / "qa",
+        footprint_polygons=coverage_polygons(outdir / "repo", reports[-1].output_chain),
     )
     total = time.perf_counter() - t_start
     names = list(timings)

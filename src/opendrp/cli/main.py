@@ -96,7 +96,8 @@ def simulate(
     result = run_simulation(cfg, Path(outdir), processes=processes, progress=not no_progress)
     n_raw = len(result.science_raws) + len(result.calib_raws)
     click.echo(
-        f"simulated {n_raw} raw files ({len(result.science_raws)} science, {len(result.calib_raws)} calibration), "
+        f"simulated {n_raw} raw files ({len(result.science_raws)} science, "
+        f"{len(result.calib_raws)} calibration), "
         f"{result.n_stars} stars, {result.n_galaxies} galaxies, {result.n_refcat} reference stars"
         f" in {result.elapsed_s:.1f} s -> {outdir}"
     )
@@ -255,12 +256,28 @@ def run(
 )
 @click.option("--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet.")
 @click.option("--out", "outdir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, exists=True),
+    help="Repository whose calexps define the surveyed footprint (default: where primary objects are).",
+)
+@click.option(
+    "--collection", help="Collection holding the calexps (with --repo; default {instrument}/runs/drp)."
+)
 @handle_errors
-def qa(objects: str, truth: str, refcat: str | None, outdir: str) -> None:
+def qa(
+    objects: str, truth: str, refcat: str | None, outdir: str, repo: str | None, collection: str | None
+) -> None:
     """Match the Object table to the truth (and reference catalog); write metrics.json and index.html."""
+    from ..execution import coverage_polygons, default_output
     from ..qa import run_qa
+    from ..repo import get_instrument_name, open_butler
 
-    metrics = run_qa(objects, truth, refcat=refcat, outdir=outdir)
+    polygons = None
+    if repo is not None:
+        collection = collection or default_output(get_instrument_name(open_butler(repo)))
+        polygons = coverage_polygons(repo, collection)
+    metrics = run_qa(objects, truth, refcat=refcat, outdir=outdir, footprint_polygons=polygons)
     _print_qa_summary(metrics, outdir)
     if not metrics.get("ok", False):
         sys.exit(1)

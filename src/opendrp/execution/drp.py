@@ -20,7 +20,14 @@ from ..errors import ConfigurationError, RepositoryError
 from ..repo.butler import calib_collection, defaults_chain, get_instrument_name, get_skymap, open_butler
 from .runner import RunReport, make_timestamp, run_pipeline
 
-__all__ = ["STEPS", "default_output", "drp_pipeline_path", "export_object_table", "run_drp"]
+__all__ = [
+    "STEPS",
+    "coverage_polygons",
+    "default_output",
+    "drp_pipeline_path",
+    "export_object_table",
+    "run_drp",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -163,3 +170,20 @@ def export_object_table(repo: str | Path, collection: str, path: str | Path) -> 
     table.write(tmp, format="parquet", overwrite=True)
     tmp.replace(path)
     return table
+
+
+def coverage_polygons(repo: str | Path, collection: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Sky outlines (deg) of every calexp in a collection, from their fitted WCS: the surveyed footprint."""
+    butler = open_butler(repo, collections=[collection])
+    polygons = []
+    for ref in butler.query_datasets("calexp", collections=collection, explain=False, limit=None):
+        wcs = butler.get(ref.makeComponentRef("wcs"))
+        if wcs.pixel_shape is not None:
+            nx, ny = wcs.pixel_shape
+        else:
+            ny, nx = butler.get(ref.makeComponentRef("image")).shape
+        x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
+        y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
+        ra, dec = wcs.all_pix2world(x, y, 0)
+        polygons.append((np.asarray(ra), np.asarray(dec)))
+    return polygons

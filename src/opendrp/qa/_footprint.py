@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..astrometry.tangent import sky_to_tangent, tangent_to_sky
 from ._match import radec_to_unit_vectors
 
-__all__ = ["OccupancyFootprint"]
+__all__ = ["OccupancyFootprint", "PolygonFootprint"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,60 @@ class OccupancyFootprint:
         iy = np.floor(y[ok]).astype(np.int64) + 2**30
         keys[ok] = ix * 2**31 + iy
         return keys
+
+
+@dataclass(frozen=True)
+class PolygonFootprint:
+    """The surveyed footprint as a union of convex sky polygons (e.g. the outlines of the processed CCDs).
+
+    Parameters
+    ----------
+    polygons : sequence of ``(ra, dec)`` array pairs
+        Vertices (deg) of each convex polygon, in order around it.
+    """
+
+    polygons: tuple[tuple[NDArray[np.float64], NDArray[np.float64]], ...]
+
+    #: not a grid: no cell size
+    cell_arcsec = float("nan")
+
+    @classmethod
+    def from_polygons(cls, polygons: list[tuple[ArrayLike, ArrayLike]]) -> PolygonFootprint:
+        return cls(tuple((np.asarray(r, float), np.asarray(d, float)) for r, d in polygons))
+
+    @staticmethod
+    def _centre(ra: NDArray[np.float64], dec: NDArray[np.float64]) -> tuple[float, float]:
+        v = radec_to_unit_vectors(ra, dec).mean(axis=0)
+        v /= np.linalg.norm(v)
+        return float(np.degrees(np.arctan2(v[1], v[0]))), float(np.degrees(np.arcsin(v[2])))
+
+    def contains(self, ra: ArrayLike, dec: ArrayLike) -> NDArray[np.bool_]:
+        """Whether each position (deg) lies inside at least one polygon."""
+        ra_a, dec_a = np.asarray(ra, float), np.asarray(dec, float)
+        inside = np.zeros(ra_a.shape, bool)
+        for pra, pdec in self.polygons:
+            ra0, dec0 = self._centre(pra, pdec)
+            px, py = sky_to_tangent(pra, pdec, ra0, dec0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x, y = sky_to_tangent(ra_a, dec_a, ra0, dec0)
+            near = np.abs(x) < 10.0  # degrees: excludes the far side, where the projection folds
+            qx, qy = np.roll(px, -1), np.roll(py, -1)
+            cross = (qx - px)[:, None] * (y - py[:, None]) - (qy - py)[:, None] * (x - px[:, None])
+            inside |= near & (np.all(cross >= 0, axis=0) | np.all(cross <= 0, axis=0))
+        return inside
+
+    @property
+    def area_deg2(self) -> float:
+        """Area of the union (deg^2), by Monte Carlo over the polygons' bounding box (~0.5% precision)."""
+        if not self.polygons:
+            return 0.0
+        ra = np.concatenate([p[0] for p in self.polygons])
+        dec = np.concatenate([p[1] for p in self.polygons])
+        ra0, dec0 = self._centre(ra, dec)
+        x, y = sky_to_tangent(ra, dec, ra0, dec0)
+        rng = np.random.default_rng(0)
+        sx = rng.uniform(x.min(), x.max(), 40000)
+        sy = rng.uniform(y.min(), y.max(), 40000)
+        s_ra, s_dec = tangent_to_sky(sx, sy, ra0, dec0)
+        frac = float(np.mean(self.contains(s_ra, s_dec)))
+        return frac * float((x.max() - x.min()) * (y.max() - y.min()))

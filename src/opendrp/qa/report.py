@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from numpy.typing import NDArray
 import opendrp
 from opendrp.errors import ConfigurationError
 
-from ._footprint import OccupancyFootprint
+from ._footprint import OccupancyFootprint, PolygonFootprint
 from ._json import astrometry_json, clean, curve_json, photometry_json, q
 from ._match import match_catalogs
 from ._sources import source_metrics, source_tables
@@ -182,12 +183,14 @@ def run_qa(
     bands: list[str] | None = None,
     outdir: str | os.PathLike[str],
     config: QAConfig | None = None,
+    footprint_polygons: Sequence[tuple[Any, Any]] | None = None,
 ) -> dict[str, Any]:
     """Compare an Object table with the truth (and a reference catalog), write metrics.json and index.html.
 
     Only primary objects (``detect_isPrimary``) are used. They are matched one-to-one to the truth and to
     the reference catalog within ``config.match_radius_arcsec``. Completeness counts truth sources inside the
-    footprint of the primary objects (an occupancy grid, see `OccupancyFootprint`).
+    footprint: the union of ``footprint_polygons`` (e.g. the outlines of the processed CCDs) when given,
+    otherwise an occupancy grid of the primary objects (see `OccupancyFootprint`).
 
     Parameters
     ----------
@@ -216,6 +219,10 @@ def run_qa(
     -------
     metrics : `dict`
         The content of metrics.json (see the package documentation for the schema).
+
+    footprint_polygons : sequence of ``(ra, dec)`` arrays, optional
+        Convex sky polygons (deg) whose union is the surveyed area, e.g. the outlines of the processed CCDs
+        (`opendrp.execution.coverage_polygons`); completeness then counts exactly the truth sources observed.
 
     Raises
     ------
@@ -274,7 +281,11 @@ def run_qa(
     i_obj, i_tru, _sep = match_catalogs(p_ra, p_dec, t_ra, t_dec, radius_arcsec=cfg.match_radius_arcsec)
     truth_matched = np.zeros(len(tru), bool)
     truth_matched[i_tru] = True
-    footprint = OccupancyFootprint.from_positions(p_ra, p_dec, cell_arcsec=cfg.footprint_cell_arcsec)
+    footprint: OccupancyFootprint | PolygonFootprint
+    if footprint_polygons is not None:
+        footprint = PolygonFootprint.from_polygons(list(footprint_polygons))
+    else:
+        footprint = OccupancyFootprint.from_positions(p_ra, p_dec, cell_arcsec=cfg.footprint_cell_arcsec)
     in_fp = footprint.contains(t_ra, t_dec)
     snr = _object_snr(prim, band_list)
     m_star = t_star[i_tru]
