@@ -156,9 +156,11 @@ class PolygonFootprint:
         for pra, pdec in self.polygons:
             ra0, dec0 = self._centre(pra, pdec)
             px, py = sky_to_tangent(pra, pdec, ra0, dec0)
+            # only points within 10 deg of the polygon: the gnomonic projection folds the far side onto it
+            centre = radec_to_unit_vectors(np.array([ra0]), np.array([dec0]))[0]
+            near = radec_to_unit_vectors(ra_a, dec_a) @ centre > np.cos(np.radians(10.0))
             with np.errstate(invalid="ignore", divide="ignore"):
                 x, y = sky_to_tangent(ra_a, dec_a, ra0, dec0)
-            near = np.abs(x) < 10.0  # degrees: excludes the far side, where the projection folds
             qx, qy = np.roll(px, -1), np.roll(py, -1)
             cross = (qx - px)[:, None] * (y - py[:, None]) - (qy - py)[:, None] * (x - px[:, None])
             inside |= near & (np.all(cross >= 0, axis=0) | np.all(cross <= 0, axis=0))
