@@ -13,21 +13,14 @@ from ..image import Exposure
 from ..instrument import Camera
 from ..raw import RawImage
 from ._base import translate_errors
+from ._connections import bias_input, camera_input, raw_input
 
 __all__ = ["BiasTask", "BiasTaskConfig", "FlatTask", "FlatTaskConfig"]
 
 
 class BiasConnections(pipe_base.PipelineTaskConnections, dimensions=("instrument", "detector")):
-    raws = ct.Input(
-        doc="Bias exposures of one detector.",
-        name="raw",
-        storageClass="DrpRawImage",
-        dimensions=("instrument", "exposure", "detector"),
-        multiple=True,
-    )
-    camera = ct.PrerequisiteInput(
-        doc="Camera description.", name="camera", storageClass="DrpCamera", dimensions=("instrument",)
-    )
+    raws = raw_input("Bias exposures of one detector.")
+    camera = camera_input()
     bias = ct.Output(
         doc="Master bias (electrons).",
         name="bias",
@@ -67,23 +60,9 @@ class BiasTask(pipe_base.PipelineTask):
 class FlatConnections(
     pipe_base.PipelineTaskConnections, dimensions=("instrument", "detector", "physical_filter")
 ):
-    raws = ct.Input(
-        doc="Flat-field exposures of one detector in one filter.",
-        name="raw",
-        storageClass="DrpRawImage",
-        dimensions=("instrument", "exposure", "detector"),
-        multiple=True,
-    )
-    camera = ct.PrerequisiteInput(
-        doc="Camera description.", name="camera", storageClass="DrpCamera", dimensions=("instrument",)
-    )
-    bias = ct.PrerequisiteInput(
-        doc="Master bias.",
-        name="bias",
-        storageClass="DrpExposure",
-        dimensions=("instrument", "detector"),
-        isCalibration=True,
-    )
+    raws = raw_input("Flat-field exposures of one detector in one filter.")
+    camera = camera_input()
+    bias = bias_input()
     flat = ct.Output(
         doc="Master flat (normalized to mean 1).",
         name="flat",

@@ -17,6 +17,7 @@ from ..image import Exposure, mask_bit
 from ..psf import CoaddPsf
 from ..skymap import PatchInfo, RingsSkyMap
 from ._base import record_metrics, translate_errors
+from ._connections import sky_map_input
 
 __all__ = [
     "AssembleCoaddTask",
@@ -76,9 +77,7 @@ class MakeWarpConnections(
         multiple=True,
         deferLoad=True,
     )
-    sky_map = ct.PrerequisiteInput(
-        doc="The sky map.", name="skyMap", storageClass="DrpSkyMap", dimensions=("skymap",)
-    )
+    sky_map = sky_map_input()
     warp = ct.Output(
         doc="The visit resampled onto the patch grid, in nJy.",
         name="deepCoadd_directWarp",
@@ -146,9 +145,7 @@ class MakeWarpTask(pipe_base.PipelineTask):
 class AssembleCoaddConnections(
     pipe_base.PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")
 ):
-    sky_map = ct.PrerequisiteInput(
-        doc="The sky map.", name="skyMap", storageClass="DrpSkyMap", dimensions=("skymap",)
-    )
+    sky_map = sky_map_input()
     warps = ct.Input(
         doc="Warps of the visits in this band.",
         name="deepCoadd_directWarp",

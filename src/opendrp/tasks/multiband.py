@@ -16,6 +16,7 @@ from ..measurement import measure_sources
 from ..multiband import make_object_id, make_object_table, merge_detections, primary_flags
 from ..skymap import RingsSkyMap
 from ._base import translate_errors
+from ._connections import sky_map_input
 
 __all__ = [
     "ConsolidateObjectTableTask",
@@ -87,9 +88,7 @@ class MergeDetectionsConnections(pipe_base.PipelineTaskConnections, dimensions=_
         multiple=True,
         deferLoad=True,
     )
-    sky_map = ct.PrerequisiteInput(
-        doc="The sky map.", name="skyMap", storageClass="DrpSkyMap", dimensions=("skymap",)
-    )
+    sky_map = sky_map_input()
     merged = ct.Output(
         doc="Detections merged across bands, with objectId, sky positions and primary flags.",
         name="deepCoadd_mergeDet",

@@ -16,6 +16,7 @@ from ..isr import run_isr
 from ..raw import RawImage
 from ..sfp import CalibrateConfig, calibrate_exposure
 from ._base import record_metrics, translate_errors
+from ._connections import bias_input, camera_input, flat_input, raw_input
 
 __all__ = ["CalibrateImageTask", "CalibrateImageTaskConfig"]
 
@@ -23,30 +24,10 @@ __all__ = ["CalibrateImageTask", "CalibrateImageTaskConfig"]
 class CalibrateImageConnections(
     pipe_base.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
 ):
-    raws = ct.Input(
-        doc="Raw exposure(s) of the visit on this detector (one exposure per visit).",
-        name="raw",
-        storageClass="DrpRawImage",
-        dimensions=("instrument", "exposure", "detector"),
-        multiple=True,
-    )
-    camera = ct.PrerequisiteInput(
-        doc="Camera description.", name="camera", storageClass="DrpCamera", dimensions=("instrument",)
-    )
-    bias = ct.PrerequisiteInput(
-        doc="Master bias.",
-        name="bias",
-        storageClass="DrpExposure",
-        dimensions=("instrument", "detector"),
-        isCalibration=True,
-    )
-    flat = ct.PrerequisiteInput(
-        doc="Master flat.",
-        name="flat",
-        storageClass="DrpExposure",
-        dimensions=("instrument", "detector", "physical_filter"),
-        isCalibration=True,
-    )
+    raws = raw_input("Raw exposure(s) of the visit on this detector (one exposure per visit).")
+    camera = camera_input()
+    bias = bias_input()
+    flat = flat_input()
     ref_cat = ct.PrerequisiteInput(
         doc="Reference catalog shards overlapping the detector.",
         name="ref_cat",

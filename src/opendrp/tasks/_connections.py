@@ -1,0 +1,50 @@
+"""Connections that several tasks declare alike (each call makes a new connection object)."""
+
+from __future__ import annotations
+
+import lsst.pipe.base.connectionTypes as ct
+
+__all__ = ["bias_input", "camera_input", "flat_input", "raw_input", "sky_map_input"]
+
+
+def raw_input(doc: str) -> ct.Input:
+    """Raw exposures of one detector (``multiple``: a visit or a calibration set has several)."""
+    return ct.Input(
+        doc=doc,
+        name="raw",
+        storageClass="DrpRawImage",
+        dimensions=("instrument", "exposure", "detector"),
+        multiple=True,
+    )
+
+
+def camera_input() -> ct.PrerequisiteInput:
+    return ct.PrerequisiteInput(
+        doc="Camera description.", name="camera", storageClass="DrpCamera", dimensions=("instrument",)
+    )
+
+
+def bias_input() -> ct.PrerequisiteInput:
+    return ct.PrerequisiteInput(
+        doc="Master bias.",
+        name="bias",
+        storageClass="DrpExposure",
+        dimensions=("instrument", "detector"),
+        isCalibration=True,
+    )
+
+
+def flat_input() -> ct.PrerequisiteInput:
+    return ct.PrerequisiteInput(
+        doc="Master flat.",
+        name="flat",
+        storageClass="DrpExposure",
+        dimensions=("instrument", "detector", "physical_filter"),
+        isCalibration=True,
+    )
+
+
+def sky_map_input() -> ct.PrerequisiteInput:
+    return ct.PrerequisiteInput(
+        doc="The sky map.", name="skyMap", storageClass="DrpSkyMap", dimensions=("skymap",)
+    )
