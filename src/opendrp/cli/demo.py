@@ -90,6 +90,7 @@ def run_demo(
         refcat=sim_dir / "refcat" / "refcat.parquet",
         outdir=outdir / "qa",
         footprint_polygons=coverage_polygons(outdir / "repo", reports[-1].output_chain),
+        sources=_single_visit_sources(outdir / "repo", reports[-1].output_chain),
     )
     total = time.perf_counter() - t_start
     names = list(timings)
@@ -109,3 +110,16 @@ def run_demo(
     if n_failed:
         echo(f"  {n_failed} quanta failed (see above)")
     return bool(metrics.get("ok", False))
+
+
+def _single_visit_sources(repo: Path, collection: str) -> object:
+    """All single-visit Source tables of the run, with their band, for single-visit QA (repeatability)."""
+    from astropy.table import vstack
+
+    from ..repo import open_butler
+
+    butler = open_butler(repo, collections=[collection])
+    refs = butler.query_datasets("src", collections=collection, explain=False, limit=None)
+    columns = ["coord_ra", "coord_dec", "psfFlux", "psfFluxErr", "band", "visit", "detector"]
+    tables = [butler.get(ref, parameters={"columns": columns}) for ref in refs]
+    return vstack(tables, metadata_conflicts="silent") if tables else None
