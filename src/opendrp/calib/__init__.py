@@ -1,5 +1,16 @@
-"""Calibration products: master bias, dark and flat."""
+"""Calibration products: master bias, dark and flat, and defects."""
 
 from .combine import clipped_mean, combine_bias, combine_dark, combine_flat, find_flat_defects
+from .defects import defects_from_calibs, defects_to_mask, find_dark_defects, mask_to_defects
 
-__all__ = ["clipped_mean", "combine_bias", "combine_dark", "combine_flat", "find_flat_defects"]
+__all__ = [
+    "clipped_mean",
+    "combine_bias",
+    "combine_dark",
+    "combine_flat",
+    "defects_from_calibs",
+    "defects_to_mask",
+    "find_dark_defects",
+    "find_flat_defects",
+    "mask_to_defects",
+]

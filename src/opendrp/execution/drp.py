@@ -1,6 +1,7 @@
 """The Data Release Production as a sequence of steps over a repository.
 
-``calibs``: build master biases, certify them, then master flats (bias-corrected), certify them.
+``calibs``: build master biases, certify them; then master darks (bias-subtracted), master flats (bias- and
+dark-corrected) and defects (from the certified dark and flats), each certified before the next.
 ``drp``: single-frame processing, warps and coadds, multi-band processing, the Object table.
 Each step is one pipeline run (one RUN collection) chained into the campaign's output collection.
 """
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.table import Table, vstack
@@ -18,7 +20,7 @@ from lsst.daf.butler import Butler, Timespan
 
 from ..errors import ConfigurationError, RepositoryError
 from ..repo.butler import calib_collection, defaults_chain, get_instrument_name, get_skymap, open_butler
-from .runner import RunReport, make_timestamp, run_pipeline
+from .runner import ExecutionOptions, RunReport, make_timestamp, run_pipeline, use_execution_options
 
 __all__ = [
     "STEPS",
@@ -60,35 +62,67 @@ def _has_certified(butler: Butler, dataset_type: str, instrument: str) -> bool:
 
 
 def _build_calibration(
-    repo: str, instrument: str, label: str, observation_type: str, dataset_type: str, progress: bool
+    repo: str,
+    instrument: str,
+    label: str,
+    observation_type: str,
+    dataset_type: str,
+    progress: bool,
+    *,
+    config_overrides: dict[str, dict[str, Any]] | None = None,
 ) -> RunReport | None:
+    """Build one calibration product from the exposures of ``observation_type`` and certify it.
+
+    ``observation_type`` ``"calib"`` means built from certified calibration products (no exposures): the
+    quanta are the detectors that have a certified dark or flat.
+    """
     butler = open_butler(repo)
     if _has_certified(butler, dataset_type, instrument):
         _log.info("certified %s calibrations exist; not rebuilding them", dataset_type)
         return None
-    n_exp = butler.query_dimension_records(
-        "exposure",
-        where=f"exposure.observation_type = '{observation_type}'",
-        instrument=instrument,
-        explain=False,
-    )
-    if not n_exp:
-        _log.warning("no %s exposures ingested: %s will not be applied", observation_type, dataset_type)
-        return None
+    if observation_type == "calib":
+        detectors: set[int] = set()
+        for source in ("dark", "flat"):
+            if _has_certified(butler, source, instrument):
+                refs = butler.query_datasets(
+                    source,
+                    collections=calib_collection(instrument),
+                    find_first=False,
+                    explain=False,
+                    limit=None,
+                )
+                detectors |= {int(ref.dataId["detector"]) for ref in refs}
+        if not detectors:
+            _log.warning("no certified dark or flat: %s will not be built", dataset_type)
+            return None
+        where = f"instrument = '{instrument}' AND detector IN ({', '.join(map(str, sorted(detectors)))})"
+    else:
+        n_exp = butler.query_dimension_records(
+            "exposure",
+            where=f"exposure.observation_type = '{observation_type}'",
+            instrument=instrument,
+            explain=False,
+        )
+        if not n_exp:
+            _log.warning("no %s exposures ingested: %s will not be applied", observation_type, dataset_type)
+            return None
+        where = f"instrument = '{instrument}' AND exposure.observation_type = '{observation_type}'"
     run = f"{instrument}/calib/build/{dataset_type}/{make_timestamp()}"
     report = run_pipeline(
         repo,
         drp_pipeline_path(),
         labels=[label],
-        where=f"instrument = '{instrument}' AND exposure.observation_type = '{observation_type}'",
+        where=where,
         inputs=[defaults_chain(instrument)],
         output=f"{instrument}/calib/build",
         output_run=run,
+        config_overrides=config_overrides,
         progress=progress,
         description=f"{label}",
     )
     wbutler = open_butler(repo, writeable=True)
-    n = _certify(wbutler, report.output_run, dataset_type, instrument)
+    # the whole build chain (find-first): a resumed build keeps what an interrupted attempt finished
+    n = _certify(wbutler, report.output_chain, dataset_type, instrument)
     _log.info("certified %d %s datasets into %s", n, dataset_type, calib_collection(instrument))
     return report
 
@@ -101,6 +135,8 @@ def run_drp(
     where: str = "",
     instrument: str | None = None,
     progress: bool = True,
+    options: ExecutionOptions | None = None,
+    resume: bool = True,
 ) -> list[RunReport]:
     """Run the Data Release Production over everything ingested in ``repo``.
 
@@ -112,8 +148,14 @@ def run_drp(
         Output chain (default ``{instrument}/runs/drp``).
     where : `str`
         Extra data query restricting the ``drp`` step (e.g. ``"band IN ('g', 'r')"``).
+    options : `ExecutionOptions`, optional
+        Processes (``-j``), retries, executor; used by every step.
+    resume : `bool`
+        Run only what is not done yet in the output chains (the default): running the same command again
+        after an interruption finishes the campaign.
     """
     repo = str(repo)
+    use_execution_options(options, resume=resume)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ConfigurationError(f"unknown step(s) {unknown}", fix=f"steps are {list(STEPS)}")
@@ -123,14 +165,40 @@ def run_drp(
     output = output or default_output(inst)
     reports: list[RunReport] = []
     if "calibs" in steps:
-        for label, obs_type, dtype in (("cpBias", "bias", "bias"), ("cpFlat", "flat", "flat")):
-            rep = _build_calibration(repo, inst, label, obs_type, dtype, progress)
+        # bias -> dark -> flat -> defects, each certified before the next uses it
+        for label, obs_type, dtype in (
+            ("cpBias", "bias", "bias"),
+            ("cpDark", "dark", "dark"),
+            ("cpFlat", "flat", "flat"),
+            ("cpDefects", "calib", "defects"),
+        ):
+            have = {d: _has_certified(open_butler(repo), d, inst) for d in ("bias", "dark", "flat")}
+            calib_overrides = {
+                "cpDark": {"do_bias": have["bias"]},
+                "cpFlat": {"do_bias": have["bias"], "do_dark": have["dark"]},
+                "cpDefects": {"use_dark": have["dark"], "use_flats": have["flat"]},
+            }
+            rep = _build_calibration(
+                repo,
+                inst,
+                label,
+                obs_type,
+                dtype,
+                progress,
+                config_overrides={label: calib_overrides.get(label, {})},
+            )
             if rep is not None:
                 reports.append(rep)
     if "drp" in steps:
-        do_bias = _has_certified(open_butler(repo), "bias", inst)
-        do_flat = _has_certified(open_butler(repo), "flat", inst)
-        overrides = {"calibrateImage": {"do_bias": do_bias, "do_flat": do_flat}}
+        have = {d: _has_certified(open_butler(repo), d, inst) for d in ("bias", "dark", "flat", "defects")}
+        overrides = {
+            "calibrateImage": {
+                "do_bias": have["bias"],
+                "do_dark": have["dark"],
+                "do_flat": have["flat"],
+                "do_defects": have["defects"],
+            }
+        }
         query = f"instrument = '{inst}' AND skymap = '{skymap.name}'"
         if where:
             query += f" AND ({where})"

@@ -50,6 +50,7 @@ def run_isr(
     bias: Exposure | None = None,
     dark: Exposure | None = None,
     flat: Exposure | None = None,
+    defects: np.ndarray | None = None,
     do_overscan: bool = True,
     do_interpolate: bool = True,
     overscan_smooth_rows: int = 1,
@@ -75,6 +76,9 @@ def run_isr(
         Master dark in electrons per second, from `opendrp.calib.combine_dark`; scaled by ``EXPTIME``.
     flat : `opendrp.image.Exposure`, optional
         Master flat normalized to mean 1, from `opendrp.calib.combine_flat`.
+    defects : `numpy.ndarray` [bool], optional
+        Known defective pixels (e.g. `opendrp.calib.defects_to_mask` of the certified defects): masked
+        ``BAD`` and interpolated.
     do_overscan : `bool`
         Subtract the serial overscan (turn off only when the bias carries the full offset).
     do_interpolate : `bool`
@@ -120,6 +124,10 @@ def run_isr(
         variance /= f
         variance /= f
         mask |= np.where(bad_flat, np.int32(_BAD), np.int32(0))
+    if defects is not None:
+        if defects.shape != detector.shape:
+            raise ValueError(f"defects shape {defects.shape} != detector shape {detector.shape}")
+        mask |= np.where(defects, np.int32(_BAD), np.int32(0))
     bad = (mask & _BAD) != 0
     if do_interpolate and bad.any():
         image = interpolate_rows(image, bad)
@@ -132,6 +140,7 @@ def run_isr(
             "ISR_BIAS": bias is not None,
             "ISR_DARK": dark is not None,
             "ISR_FLAT": flat is not None,
+            "ISR_DEFC": defects is not None,
         }
     )
     return Exposure(image=image, mask=mask, variance=variance, metadata=meta)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import lsst.pipe.base.connectionTypes as ct
 
-__all__ = ["bias_input", "camera_input", "flat_input", "raw_input", "sky_map_input"]
+__all__ = [
+    "bias_input",
+    "camera_input",
+    "dark_input",
+    "defects_input",
+    "flat_input",
+    "raw_input",
+    "sky_map_input",
+]
 
 
 def raw_input(doc: str) -> ct.Input:
@@ -29,6 +37,26 @@ def bias_input() -> ct.PrerequisiteInput:
         doc="Master bias.",
         name="bias",
         storageClass="DrpExposure",
+        dimensions=("instrument", "detector"),
+        isCalibration=True,
+    )
+
+
+def dark_input() -> ct.PrerequisiteInput:
+    return ct.PrerequisiteInput(
+        doc="Master dark (electrons per second).",
+        name="dark",
+        storageClass="DrpExposure",
+        dimensions=("instrument", "detector"),
+        isCalibration=True,
+    )
+
+
+def defects_input() -> ct.PrerequisiteInput:
+    return ct.PrerequisiteInput(
+        doc="Defects of the detector (boxes of bad pixels: x0, y0, width, height).",
+        name="defects",
+        storageClass="ArrowAstropy",
         dimensions=("instrument", "detector"),
         isCalibration=True,
     )

@@ -9,6 +9,7 @@ import lsst.pipe.base as pipe_base
 import lsst.pipe.base.connectionTypes as ct
 from astropy.table import Table, vstack
 
+from ..calib import defects_to_mask
 from ..image import Exposure
 from ..instrument import Camera
 from ..instrument.geometry import Pointing, detector_wcs
@@ -16,7 +17,7 @@ from ..isr import run_isr
 from ..raw import RawImage
 from ..sfp import CalibrateConfig, calibrate_exposure
 from ._base import record_metrics, translate_errors
-from ._connections import bias_input, camera_input, flat_input, raw_input
+from ._connections import bias_input, camera_input, dark_input, defects_input, flat_input, raw_input
 
 __all__ = ["CalibrateImageTask", "CalibrateImageTaskConfig"]
 
@@ -27,7 +28,9 @@ class CalibrateImageConnections(
     raws = raw_input("Raw exposure(s) of the visit on this detector (one exposure per visit).")
     camera = camera_input()
     bias = bias_input()
+    dark = dark_input()
     flat = flat_input()
+    defects = defects_input()
     ref_cat = ct.PrerequisiteInput(
         doc="Reference catalog shards overlapping the detector.",
         name="ref_cat",
@@ -62,11 +65,21 @@ class CalibrateImageConnections(
                 del self.bias
             if not config.do_flat:
                 del self.flat
+            if not config.do_dark:
+                del self.dark
+            if not config.do_defects:
+                del self.defects
 
 
 class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=CalibrateImageConnections):
     do_bias = pex_config.Field[bool](doc="Subtract the master bias.", default=True)
     do_flat = pex_config.Field[bool](doc="Divide by the master flat.", default=True)
+    do_dark = pex_config.Field[bool](
+        doc="Subtract the master dark scaled by the exposure time (needs a certified dark).", default=False
+    )
+    do_defects = pex_config.Field[bool](
+        doc="Mask (BAD) and interpolate the certified defects (needs certified defects).", default=False
+    )
     detection_threshold = pex_config.Field[float](doc="Detection threshold (sigma).", default=5.0)
     psf_spatial_degree = pex_config.Field[int](doc="Spatial degree of the PSF model.", default=2)
     astrometry_order = pex_config.Field[int](doc="Polynomial order of the TAN-SIP fit.", default=3)
@@ -100,6 +113,8 @@ class CalibrateImageTask(pipe_base.PipelineTask):
                 refcat=refcat,
                 bias=inputs.get("bias"),
                 flat=inputs.get("flat"),
+                dark=inputs.get("dark"),
+                defects=inputs.get("defects"),
                 visit=int(data_id["visit"]),
             )
         butlerQC.put(outputs, outputRefs)
@@ -114,13 +129,17 @@ class CalibrateImageTask(pipe_base.PipelineTask):
         refcat: Table,
         bias: Exposure | None = None,
         flat: Exposure | None = None,
+        dark: Exposure | None = None,
+        defects: Table | None = None,
         visit: int = 0,
     ) -> pipe_base.Struct:
         if len(raws) != 1:
             raise pipe_base.InvalidQuantumError(f"expected one exposure per visit, got {len(raws)}")
         raw = raws[0]
         header = raw.header
-        exposure = run_isr(raw, camera.detector(detector), bias=bias, flat=flat)
+        det_spec = camera.detector(detector)
+        defect_mask = None if defects is None else defects_to_mask(defects, det_spec.shape)
+        exposure = run_isr(raw, det_spec, bias=bias, dark=dark, flat=flat, defects=defect_mask)
         pointing = Pointing(header.boresight_ra, header.boresight_dec, header.boresight_rotation)
         exposure.wcs = detector_wcs(camera, detector, pointing)
         exposure.metadata.update({"VISIT": visit, "DETECTOR": detector, "BAND": band})
