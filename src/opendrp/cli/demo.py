@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -67,7 +68,10 @@ def run_demo(
     echo(f"ingested {len(report.ingested)} raw files ({len(report.visits)} visits)")
 
     step("calibrations and DRP")
-    reports = run_drp(outdir / "repo", progress=progress)
+    from ..execution.runner import ExecutionOptions
+
+    options = ExecutionOptions(processes=processes or os.cpu_count() or 1)
+    reports = run_drp(outdir / "repo", progress=progress, options=options)
     n_failed = 0
     for rep in reports:
         echo(rep.summary())

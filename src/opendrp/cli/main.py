@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -218,26 +219,72 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
 @click.option(
     "--export-objects", type=click.Path(dir_okay=False), help="Write the Object table here (parquet)."
 )
+@click.option(
+    "-j",
+    "--processes",
+    type=int,
+    default=None,
+    help="Warm worker processes on this machine [default: number of cores]; 1 runs in this process.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "parsl"]),
+    default="local",
+    show_default=True,
+    help="local: warm processes here; parsl: a Parsl site (Slurm, PBS, local), see --site.",
+)
+@click.option(
+    "--site", type=click.Path(dir_okay=False, exists=True), help="Parsl site YAML (with --executor parsl)."
+)
+@click.option("--retries", type=int, default=3, show_default=True, help="Retries of a transient failure.")
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Skip quanta already done in the output collection (rerun the same command to finish a campaign).",
+)
 @click.option("--no-progress", is_flag=True)
 @handle_errors
 def run(
-    repo: str, steps: str, output: str | None, where: str, export_objects: str | None, no_progress: bool
+    repo: str,
+    steps: str,
+    output: str | None,
+    where: str,
+    export_objects: str | None,
+    processes: int | None,
+    executor: str,
+    site: str | None,
+    retries: int,
+    resume: bool,
+    no_progress: bool,
 ) -> None:
-    """Run the Data Release Production on everything ingested in REPO."""
-    from ..execution import export_object_table, run_drp
+    """Run the Data Release Production on everything ingested in REPO.
 
+    Running the same command again after an interruption (or a failure) finishes the campaign: what is
+    already done is kept and not run again.
+    """
+    from ..execution import export_object_table, run_drp
+    from ..execution.runner import ExecutionOptions
+
+    options = ExecutionOptions(
+        processes=processes or os.cpu_count() or 1, retries=retries, executor=executor, site=site
+    )
     reports = run_drp(
         repo,
         steps=[s.strip() for s in steps.split(",") if s.strip()],
         output=output,
         where=where,
         progress=not no_progress,
+        options=options,
+        resume=resume,
     )
     n_failed = 0
     for rep in reports:
         click.echo(rep.summary())
-        for o in rep.failed:
-            click.echo(f"  failed {o.task} {o.data_id}: {o.error}", err=True)
+        if rep.failed or rep.skipped or rep.retried:
+            click.echo(rep.failure_report(), err=True)
+        if rep.report_path:
+            click.echo(f"  report: {rep.report_path}")
         n_failed += len(rep.failed)
     if export_objects and reports:
         table = export_object_table(repo, reports[-1].output_chain, export_objects)
@@ -301,7 +348,9 @@ def _print_qa_summary(metrics: dict[str, Any], outdir: str) -> None:
     "--sim-config", type=click.Path(dir_okay=False, exists=True), help="Simulation YAML (overrides --preset)."
 )
 @click.option("--out", "outdir", default="demo_output", show_default=True, type=click.Path(file_okay=False))
-@click.option("-j", "--processes", type=int, default=None, help="Processes for the simulation.")
+@click.option(
+    "-j", "--processes", type=int, default=None, help="Processes (simulation and DRP) [default: cores]."
+)
 @click.option("--no-progress", is_flag=True)
 @handle_errors
 def demo(preset: str, sim_config: str | None, outdir: str, processes: int | None, no_progress: bool) -> None:

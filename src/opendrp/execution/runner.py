@@ -1,14 +1,19 @@
-"""Build a quantum graph for part of a pipeline and execute it in this process, quantum by quantum.
+"""Build a quantum graph for part of a pipeline and execute it: in this process, or on warm workers.
 
-A failing quantum fails alone: its error is recorded in one line, the remaining quanta still run, and quanta
-downstream of it run with the inputs that exist (a coadd without the failed CCD) or are skipped by the
-middleware when a required input is missing.  Progress is shown with counts and an ETA.
+A failing quantum fails alone: its error is recorded in one line and classified (`_failures`), transient
+failures are retried, the remaining quanta still run, and quanta downstream of it run with the inputs that
+exist (a coadd without the failed CCD) or are skipped when a required input is missing.  A second run of
+the same command resumes: quanta already done in the output chain are not run again.  Progress is shown
+with done/failed/skipped/remaining counts and an ETA.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import json
 import logging
+import pickle
 import resource
 import time
 from collections.abc import Sequence
@@ -19,15 +24,32 @@ from lsst.daf.butler import Butler, CollectionType
 from lsst.daf.butler.registry import RegistryDefaults
 from lsst.pipe.base import Pipeline
 from lsst.pipe.base.all_dimensions_quantum_graph_builder import AllDimensionsQuantumGraphBuilder
-from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
-from lsst.pipe.base.taskFactory import TaskFactory
-from tqdm import tqdm
 
-from ..errors import ConfigurationError, OpenDRPError
+from ..errors import ConfigurationError
+from ._worker import WorkerSpec
+from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool, execute_quanta
 
-__all__ = ["QuantumOutcome", "RunReport", "make_timestamp", "prepare_output", "run_pipeline"]
+__all__ = [
+    "ExecutionOptions",
+    "QuantumOutcome",
+    "RunReport",
+    "make_timestamp",
+    "prepare_output",
+    "run_pipeline",
+    "use_execution_options",
+]
 
 _log = logging.getLogger(__name__)
+
+
+_OPTIONS: contextvars.ContextVar[tuple[ExecutionOptions | None, bool]] = contextvars.ContextVar(
+    "opendrp_execution_options", default=(None, True)
+)
+
+
+def use_execution_options(options: ExecutionOptions | None, *, resume: bool = True) -> None:
+    """Make ``options`` and ``resume`` the defaults of the `run_pipeline` calls that follow (this context)."""
+    _OPTIONS.set((options, resume))
 
 
 def make_timestamp() -> str:
@@ -40,9 +62,13 @@ class QuantumOutcome:
 
     task: str
     data_id: dict[str, Any]
-    status: str  # succeeded | failed
+    status: str  # succeeded | no_work | skipped_existing | failed | skipped (upstream failed) | not_run
     error: str = ""
     wall_s: float = 0.0
+    failure_class: str = ""  # transient | algorithm | configuration (for failed quanta)
+    attempts: int = 0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
 
 
 @dataclasses.dataclass
@@ -54,19 +80,59 @@ class RunReport:
     outcomes: list[QuantumOutcome] = dataclasses.field(default_factory=list)
     graph_build_s: float = 0.0
     execution_s: float = 0.0
+    stopped_reason: str = ""
+    report_path: str = ""
 
     @property
     def failed(self) -> list[QuantumOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
     @property
+    def skipped(self) -> list[QuantumOutcome]:
+        """Quanta not run because an upstream quantum failed and they needed its output."""
+        return [o for o in self.outcomes if o.status == "skipped"]
+
+    @property
+    def retried(self) -> list[QuantumOutcome]:
+        return [o for o in self.outcomes if o.attempts > 1]
+
+    def failure_report(self) -> str:
+        """Failed and skipped quanta, grouped by failure class, one line each."""
+        lines = []
+        for cls in ("configuration", "algorithm", "transient"):
+            group = [o for o in self.failed if o.failure_class == cls]
+            if group:
+                lines.append(f"{len(group)} failed ({cls}):")
+                lines += [f"  {o.task} {o.data_id}: {o.error}" for o in group]
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} skipped (a required input was not made):")
+            lines += [f"  {o.task} {o.data_id}" for o in self.skipped]
+        if self.retried:
+            n_ok = sum(1 for o in self.retried if o.status != "failed")
+            lines.append(f"{len(self.retried)} retried after a transient failure ({n_ok} then succeeded)")
+        return "\n".join(lines)
+
+    def write(self, directory: Path) -> Path:
+        """Write the report as JSON (``directory/<output run>.json``); return its path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / (self.output_run.replace("/", "_") + ".json")
+        doc = dataclasses.asdict(self)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=str))
+        tmp.replace(path)
+        return path
+
+    @property
     def n_quanta(self) -> int:
         return len(self.outcomes)
 
     def summary(self) -> str:
-        n_fail = len(self.failed)
+        n_fail, n_skip = len(self.failed), len(self.skipped)
+        if not self.outcomes:
+            return f"nothing to run: every quantum is done -> {self.output_chain}"
         return (
-            f"{self.n_quanta} quanta: {self.n_quanta - n_fail} succeeded, {n_fail} failed "
+            f"{self.n_quanta} quanta: {self.n_quanta - n_fail - n_skip} succeeded, {n_fail} failed, "
+            f"{n_skip} skipped "
             f"(graph {self.graph_build_s:.1f} s, execution {self.execution_s:.1f} s) -> {self.output_chain}"
         )
 
@@ -93,6 +159,22 @@ def _data_id_dict(data_id: Any) -> dict[str, Any]:
     return {k: v for k, v in data_id.required.items()}
 
 
+def execution_dir(repo: str | Path) -> Path | None:
+    """Where openDRP keeps run reports and the learned memory model: ``REPO/opendrp_execution`` (local)."""
+    root = Path(str(repo))
+    if "://" in str(repo) and not str(repo).startswith("file://"):
+        return None
+    if root.suffix in (".yaml", ".yml"):
+        root = root.parent
+    return root / "opendrp_execution"
+
+
+def _drop_empty_run(butler: Butler, output: str, run: str) -> None:
+    chain = [c for c in butler.registry.getCollectionChain(output) if c != run]
+    butler.registry.setCollectionChain(output, chain)
+    butler.registry.removeCollection(run)
+
+
 def run_pipeline(
     repo: str | Path,
     pipeline: str | Path,
@@ -105,6 +187,8 @@ def run_pipeline(
     config_overrides: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
     description: str = "",
+    options: ExecutionOptions | None = None,
+    resume: bool | None = None,
 ) -> RunReport:
     """Run the tasks ``labels`` of a pipeline YAML over the data selected by ``where``.
 
@@ -124,7 +208,20 @@ def run_pipeline(
         Output CHAINED collection; a new RUN is put at its head.
     config_overrides : `dict`, optional
         ``{label: {field: value}}`` config overrides.
+    options : `ExecutionOptions`, optional
+        Processes, retries, executor (default: one process, in this one).
+    resume : `bool`, optional
+        Quanta whose outputs already exist in the ``output`` chain (an earlier, interrupted or partly failed
+        run of the same command) are not run again; only the rest is.
+
+    Raises
+    ------
+    ConfigurationError
+        A quantum failed with a configuration error: the run stopped at once (the report is written first).
     """
+    default_options, default_resume = _OPTIONS.get()
+    options = options or default_options or ExecutionOptions()
+    resume = default_resume if resume is None else resume
     t0 = time.perf_counter()
     pipe = Pipeline.from_uri(str(pipeline))
     wanted = set()
@@ -147,50 +244,87 @@ def run_pipeline(
             for key, value in fields.items():
                 pipe.addConfigOverride(label, key, value)
     pipeline_graph = pipe.to_graph()
+    skip_in = [output] if resume and _collection_exists(str(repo), output) else []
     butler = prepare_output(str(repo), inputs=inputs, output=output, output_run=output_run)
     run = butler.run
     assert run is not None
-    builder = AllDimensionsQuantumGraphBuilder(pipeline_graph, butler, where=where, output_run=run)
+    builder = AllDimensionsQuantumGraphBuilder(
+        pipeline_graph, butler, where=where, output_run=run, skip_existing_in=skip_in
+    )
     predicted = builder.finish(
-        output=output, metadata={"data_query": where, "skip_existing_in": [], "skip_existing": False}
+        output=output, metadata={"data_query": where, "skip_existing_in": skip_in, "skip_existing": False}
     ).assemble()
     report = RunReport(output_run=run, output_chain=output, graph_build_s=time.perf_counter() - t0)
     if len(predicted) == 0:
-        _log.warning("%s: the data query selected nothing to do (%s)", description or "run", where)
+        if skip_in:
+            _log.info("%s: every quantum is already done in %s", description or "run", output)
+        else:
+            _log.warning("%s: the data query selected nothing to do (%s)", description or "run", where)
+        _drop_empty_run(butler, output, run)
         return report
     predicted.pipeline_graph.register_dataset_types(butler)
     predicted.write_configs(butler, compare_existing=False)
     predicted.write_init_outputs(butler, skip_existing=False)
     predicted.write_packages(butler, compare_existing=False)
     predicted.build_execution_quanta()
-    executor = SingleQuantumExecutor(
-        butler=butler, task_factory=TaskFactory(), raise_on_partial_outputs=False
+    task_nodes = {node.label: node for node in predicted.pipeline_graph.tasks.values()}
+    spec = WorkerSpec(
+        repo=str(repo),
+        output_run=run,
+        task_nodes_pickle=pickle.dumps(task_nodes),
+        log_level=logging.getLogger().getEffectiveLevel() if _log.isEnabledFor(logging.INFO) else 60,
     )
-    nodes = predicted.quantum_only_xgraph.nodes
+    edir = execution_dir(repo)
+    memory = MemoryModel(edir / "memory.json" if edir else None)
     t1 = time.perf_counter()
-    bar = tqdm(total=len(predicted), desc=description or "quanta", unit="q", disable=not progress, leave=True)
-    n_failed = 0
-    for quantum_id in predicted:
-        node = nodes[quantum_id]
-        task_node, quantum = node["pipeline_node"], node["quantum"]
-        label = task_node.label
-        data_id = _data_id_dict(quantum.dataId)
-        tq = time.perf_counter()
-        try:
-            executor.execute(task_node, quantum, quantum_id)
-            outcome = QuantumOutcome(label, data_id, "succeeded")
-        except Exception as exc:  # a quantum fails alone; the campaign goes on
-            n_failed += 1
-            msg = exc.one_line() if isinstance(exc, OpenDRPError) else f"{type(exc).__name__}: {exc}"
-            outcome = QuantumOutcome(label, data_id, "failed", error=msg.splitlines()[0][:500])
-            _log.error("%s %s failed: %s", label, data_id, outcome.error)
-        outcome.wall_s = time.perf_counter() - tq
-        report.outcomes.append(outcome)
-        bar.set_postfix_str(f"{label} | failed={n_failed}", refresh=False)
-        bar.update(1)
-    bar.close()
+    pool: Any
+    if options.executor == "parsl":
+        from .parsl_executor import ParslPool
+
+        pool = ParslPool(spec, predicted, site=options.site)
+    elif options.processes <= 1:
+        pool = InProcessPool(spec, butler=butler)
+    else:
+        pool = ProcessPool(spec, min(options.processes, len(predicted)))
+    graph_run = execute_quanta(
+        predicted, pool, options=options, memory=memory, progress=progress, description=description
+    )
     report.execution_s = time.perf_counter() - t1
+    nodes = predicted.quantum_only_xgraph.nodes
+    for qid in predicted:
+        node = nodes[qid]
+        res = graph_run.results.get(qid)
+        outcome = QuantumOutcome(
+            node["pipeline_node"].label,
+            _data_id_dict(node["quantum"].dataId),
+            graph_run.status[qid],
+            error=res.error if res and graph_run.status[qid] == "failed" else "",
+            wall_s=res.wall_s if res else 0.0,
+            failure_class=res.failure_class if res and graph_run.status[qid] == "failed" else "",
+            attempts=graph_run.attempts.get(qid, 0),
+            cpu_s=res.cpu_s if res else 0.0,
+            peak_rss_mb=res.peak_rss_mb if res else 0.0,
+        )
+        report.outcomes.append(outcome)
+    report.stopped_reason = graph_run.stopped_reason
+    if edir is not None:
+        report.report_path = str(report.write(edir / "reports"))
+    if graph_run.stopped_reason:
+        raise ConfigurationError(
+            f"run stopped on a configuration error: {graph_run.stopped_reason}",
+            where=run,
+            fix="fix the configuration and run the same command again (finished quanta are kept)",
+        )
     return report
+
+
+def _collection_exists(repo: str, name: str) -> bool:
+    from lsst.daf.butler import MissingCollectionError
+
+    try:
+        return bool(Butler.from_config(repo).collections.query(name)) if name else False
+    except MissingCollectionError:
+        return False
 
 
 def peak_rss_mb() -> float:

@@ -1,0 +1,190 @@
+"""What runs quanta: one `QuantumRunner` per process, created once, used for many quanta.
+
+A warm worker imports the tasks, opens the repository and builds its executor once, then runs the quanta
+the driver sends it, one at a time, and sends back one `QuantumResult` each.  It dies with the driver
+(``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread elsewhere), so a killed campaign leaves no orphan
+writing into the repository.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..errors import OpenDRPError
+from ._failures import classify_exception, inject_fault
+
+__all__ = ["QuantumResult", "QuantumRunner", "WorkerSpec", "peak_rss_reset", "worker_main"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class WorkerSpec:
+    """What a worker needs to start: the repository and the run, and the pipeline's task nodes (pickled)."""
+
+    repo: str
+    output_run: str
+    task_nodes_pickle: bytes
+    log_level: int = logging.WARNING
+
+
+@dataclasses.dataclass
+class QuantumResult:
+    """How one attempt at one quantum ended, as a worker reports it."""
+
+    quantum_id: uuid.UUID
+    status: str  # succeeded | skipped_existing | no_work | failed
+    failure_class: str = ""
+    error: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    pid: int = 0
+
+
+def peak_rss_reset() -> None:
+    """Reset this process's peak RSS counter (Linux; a no-op elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size since the last `peak_rss_reset` (MB)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def one_line_error(exc: BaseException) -> str:
+    msg = exc.one_line() if isinstance(exc, OpenDRPError) else f"{type(exc).__name__}: {exc}"
+    lines = msg.strip().splitlines() or [type(exc).__name__]
+    return lines[0][:500]
+
+
+class QuantumRunner:
+    """Run quanta of one output run with a full butler opened once.
+
+    Parameters
+    ----------
+    spec : `WorkerSpec`
+        Repository, output run and task nodes.
+    butler : `lsst.daf.butler.Butler`, optional
+        An already opened writeable butler whose default run is ``spec.output_run`` (in-process use).
+    """
+
+    def __init__(self, spec: WorkerSpec, butler: Any = None) -> None:
+        from lsst.daf.butler import Butler
+        from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
+        from lsst.pipe.base.taskFactory import TaskFactory
+
+        self.task_nodes: dict[str, Any] = pickle.loads(spec.task_nodes_pickle)
+        if butler is None:
+            butler = Butler.from_config(spec.repo, writeable=True, run=spec.output_run)
+        self.butler = butler
+        # Outputs of an earlier attempt of the same quantum in this run (a worker killed mid-quantum) are
+        # removed before it runs again; a quantum whose metadata exists in this run is done and is skipped.
+        self.executor = SingleQuantumExecutor(
+            butler=butler,
+            task_factory=TaskFactory(),
+            skip_existing_in=[spec.output_run],
+            clobber_outputs=True,
+            raise_on_partial_outputs=False,
+        )
+
+    def run(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> QuantumResult:
+        task_node = self.task_nodes[label]
+        peak_rss_reset()
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            inject_fault(label)
+            result = self.executor.execute(task_node, quantum, quantum_id)
+            if result.skipped_existing:
+                status = "skipped_existing"
+            elif result.adjusted_no_work:
+                status = "no_work"
+            else:
+                status = "succeeded"
+            out = QuantumResult(quantum_id, status)
+        except Exception as exc:  # classified and reported to the driver; the worker goes on
+            _log.debug("quantum %s failed:\n%s", quantum_id, traceback.format_exc())
+            out = QuantumResult(quantum_id, "failed", classify_exception(exc), one_line_error(exc))
+        out.wall_s = time.perf_counter() - t0
+        out.cpu_s = time.process_time() - c0
+        out.peak_rss_mb = peak_rss_mb()
+        out.pid = os.getpid()
+        return out
+
+
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a warm worker process: build a `QuantumRunner`, then serve quanta until told to stop."""
+    _die_with_parent()
+    logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(spec.log_level)
+    try:
+        from lsst.utils.threads import disable_implicit_threading
+
+        disable_implicit_threading()
+    except ImportError:
+        pass
+    try:
+        runner = QuantumRunner(spec)
+    except Exception as exc:
+        conn.send(("init_failed", classify_exception(exc), one_line_error(exc)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        quantum_id, label, quantum_pickle = msg
+        try:
+            quantum = pickle.loads(quantum_pickle)
+        except Exception as exc:
+            conn.send(("result", QuantumResult(quantum_id, "failed", "configuration", one_line_error(exc))))
+            continue
+        conn.send(("result", runner.run(quantum_id, label, quantum)))
