@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from opendrp.instrument import load_camera
-from opendrp.instrument.geometry import Pointing, sky_to_pixel
+from opendrp.instrument.geometry import Pointing, pixel_to_sky, sky_to_pixel
 from opendrp.raw import read_raw_header
 from opendrp.sim import simulate
 from opendrp.sim.artifacts import ELECTRONS_PER_MICRON, add_cosmic_rays, dark_rate_map, satellite_trail
@@ -35,13 +35,14 @@ def test_cosmic_rays_rate_and_charge() -> None:
 
 
 def test_satellite_trail_profile() -> None:
-    camera = load_camera("hsc").subset([0], nx=512, ny=512)
-    det = camera.detector(0)
+    camera = load_camera("hsc").subset([49], nx=512, ny=512)
+    det = camera.detector(49)
     pointing = Pointing(150.0, 2.0, 0.0)
-    trail = (150.0, 2.0, 30.0)
+    ra0, dec0 = pixel_to_sky(camera, 49, np.array([255.5]), np.array([255.5]), pointing)
+    trail = (float(ra0[0]), float(dec0[0]), 30.0)
     image = satellite_trail(camera, det, pointing, trail, electrons_per_arcsec=1000.0, sigma_pixels=2.0)
     assert image is not None
-    x0, y0 = sky_to_pixel(camera, 0, np.array([150.0]), np.array([2.0]), pointing)
+    x0, y0 = sky_to_pixel(camera, 49, ra0, dec0, pointing)
     peak = 1000.0 * camera.pixel_scale_arcsec / (np.sqrt(2.0 * np.pi) * 2.0)
     assert image[int(round(y0[0])), int(round(x0[0]))] == pytest.approx(peak, rel=0.1)
     assert image.max() == pytest.approx(peak, rel=0.01)
@@ -89,6 +90,9 @@ def test_artifacts_end_to_end(helpers, tmp_path) -> None:
     heads = {p: read_raw_header(p) for p in result.calib_raws}
     assert sorted({h.observation_type for h in heads.values()}) == ["bias", "dark", "flat"]
     dark_time = config.calibration.dark_exposure_time
+    defects = pd.read_parquet(result.outdir / "truth" / "defects.parquet")
+    hot = defects[defects.kind == "hot_pixel"]
+    assert len(hot) > 0 and np.all(hot.value > 0)
     for det_id in camera.detectors:
         bias = np.mean(
             [
@@ -121,4 +125,9 @@ def test_artifacts_end_to_end(helpers, tmp_path) -> None:
         flat -= 2.0 * config.calibration.flat_exposure_time
         column_median = np.median(flat / np.median(flat), axis=0)
         low = np.flatnonzero(np.min(flat / np.median(flat), axis=0) < 0.2)
-        assert 1 <= len(low) <= 3 and np.all(column_median[low] < 1.0)
+        assert 1 <= len(low) <= 3 and np.all(column_median[low] < 1.01)
+        # the defect list of the truth names exactly these columns
+        bad = defects[(defects.detector == det_id) & (defects.kind == "bad_column")]
+        assert sorted(set(bad.x)) == sorted(low)
+        for row in bad.itertuples():
+            assert np.all(flat[row.y0 : row.y1 + 1, row.x] / np.median(flat) < 0.2)

@@ -23,7 +23,7 @@ def _raws(run, kind: str) -> list:
 def test_outputs_and_headers(sim_run) -> None:
     out, config = sim_run.outdir, sim_run.config
     camera = load_camera(out / "camera.yaml")
-    assert sorted(camera.detectors) == [0, 1] and camera.detector(0).nx == 512
+    assert sorted(camera.detectors) == [49, 50] and camera.detector(49).nx == 512
     assert (out / "sim_config.yaml").exists()
     science, calib = _raws(sim_run, "science"), _raws(sim_run, "calib")
     assert len(science) == 2 * 2 and len(calib) == (2 + 2) * 2
@@ -190,8 +190,9 @@ def test_star_flux_matches_truth(sim_run, helpers) -> None:
                 ratios.append(flux / (e_true[k] * flat_mean))
     ratios = np.array(ratios)
     assert len(ratios) >= 3
-    assert np.median(ratios) == pytest.approx(1.0, abs=0.01)
-    assert np.all(np.abs(ratios - 1.0) < 0.03)
+    # ~2% sky noise per star in the aperture: the 0.5% test is tests/sim/test_fidelity.py
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.02)
+    assert np.all(np.abs(ratios - 1.0) < 0.06)
 
 
 def test_sky_level_matches_visit(sim_run, helpers) -> None:

@@ -200,19 +200,28 @@ class Camera:
         return self.plate_scale_arcsec_per_mm * factor * np.array([fx, fy])
 
     def sky_offset_to_focal_plane(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Inverse of `focal_plane_to_sky_offset` by fixed-point iteration (distortion is small)."""
+        """Inverse of `focal_plane_to_sky_offset` (Newton's method on the radius).
+
+        Where the radial mapping is not invertible (far outside the field for a distortion that shrinks the
+        outer pixels' sky area), the linear plate scale is used, which keeps such positions far off the
+        detectors.
+        """
         u = np.asarray(u, float)
         v = np.asarray(v, float)
-        fx = u / self.plate_scale_arcsec_per_mm
-        fy = v / self.plate_scale_arcsec_per_mm
-        for _ in range(20):
-            r2 = fx * fx + fy * fy
-            factor = np.ones_like(r2)
+        rho = np.hypot(u, v) / self.plate_scale_arcsec_per_mm  # undistorted radius (mm)
+        r = rho.copy()
+        for _ in range(30):
+            f = r.copy()
+            df = np.ones_like(r)
             for k, c in enumerate(self.distortion):
-                factor = factor + c * r2 ** (k + 1)
-            fx = u / (self.plate_scale_arcsec_per_mm * factor)
-            fy = v / (self.plate_scale_arcsec_per_mm * factor)
-        return np.array([fx, fy])
+                f = f + c * r ** (2 * k + 3)
+                df = df + (2 * k + 3) * c * r ** (2 * k + 2)
+            step = (f - rho) / np.where(np.abs(df) > 1e-3, df, 1e-3)
+            r = r - step
+        bad = ~np.isfinite(r) | (r < 0) | (np.abs(step) > 1e-9 * np.maximum(rho, 1.0))
+        r = np.where(bad, rho, r)
+        scale = np.where(rho > 0, r / np.where(rho > 0, rho, 1.0), 1.0)
+        return np.array([u * scale, v * scale]) / self.plate_scale_arcsec_per_mm
 
     # ------------------------------------------------------------------ (de)serialization
     @classmethod

@@ -95,6 +95,21 @@ class TruthCatalog:
     def __len__(self) -> int:
         return len(self.id)
 
+    def concat(self, other: TruthCatalog) -> TruthCatalog:
+        """This catalogue followed by ``other`` (e.g. the blind insertions, for drawing)."""
+        return TruthCatalog(
+            id=np.concatenate([self.id, other.id]),
+            ra=np.concatenate([self.ra, other.ra]),
+            dec=np.concatenate([self.dec, other.dec]),
+            is_star=np.concatenate([self.is_star, other.is_star]),
+            mags={b: np.concatenate([self.mags[b], other.mags[b]]) for b in self.mags},
+            disk_hlr=np.concatenate([self.disk_hlr, other.disk_hlr]),
+            bulge_hlr=np.concatenate([self.bulge_hlr, other.bulge_hlr]),
+            bulge_fraction=np.concatenate([self.bulge_fraction, other.bulge_fraction]),
+            e1=np.concatenate([self.e1, other.e1]),
+            e2=np.concatenate([self.e2, other.e2]),
+        )
+
     def to_dataframe(self, bands: list[str]) -> pd.DataFrame:
         """The ``truth.parquet`` table: fluxes (nJy) and magnitudes for ``bands`` and shape columns."""
         cols: dict[str, np.ndarray] = {
@@ -238,9 +253,18 @@ def make_truth_catalog(config: SimConfig, footprint: SkyFootprint, rng: np.rando
     Returns
     -------
     truth : `TruthCatalog`
-        Stars first, then galaxies; ids are ``1..N``.
+        Stars first, then galaxies, then the extra bright stars (``stars.bright_density_per_deg2``); ids
+        are ``1..N``.
     """
     parts = [_make_stars(rng, config.stars, footprint), _make_galaxies(rng, config.galaxies, footprint)]
+    if config.stars.bright_density_per_deg2 > 0.0:  # drawn last: the other sources do not depend on it
+        bright = dataclasses.replace(
+            config.stars,
+            density_per_deg2=config.stars.bright_density_per_deg2,
+            mag_min=config.stars.bright_mag_min,
+            mag_max=config.stars.mag_min,
+        )
+        parts.append(_make_stars(rng, bright, footprint))
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     n = len(cat["ra"])
     return TruthCatalog(

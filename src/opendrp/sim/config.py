@@ -23,11 +23,13 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "BandConfig",
+    "BlindConfig",
     "CalibrationConfig",
     "CameraConfig",
     "ConditionsConfig",
     "GalaxyConfig",
     "InstrumentConfig",
+    "OpticsConfig",
     "PsfConfig",
     "RefcatConfig",
     "SimConfig",
@@ -128,6 +130,9 @@ class ConditionsConfig:
     satellite_trail_mag: float = _field(
         21.0, "brightness of a trail: each arcsec of it holds the flux of a star of this magnitude"
     )
+    cloud_gradient_mag_per_deg: float = _field(
+        0.0, "rms per axis of a per-visit linear extinction gradient across the field (mag/deg; thin clouds)"
+    )
 
 
 @dataclasses.dataclass
@@ -154,6 +159,10 @@ class StarConfig:
     count_slope: float = _field(0.12, "slope of the counts, d log10 N / dm")
     reference_band: str = _field("r", "band in which mag_min/mag_max apply")
     red_fraction: float = _field(0.35, "fraction of red (M-dwarf-like, g-r 1.0-1.5) stars")
+    bright_density_per_deg2: float = _field(
+        0.0, "extra bright stars per deg^2 between bright_mag_min and mag_min (saturated, bleeding, ghosts)"
+    )
+    bright_mag_min: float = _field(11.0, "brightest of the extra bright stars (reference-band AB mag)")
 
 
 @dataclasses.dataclass
@@ -211,6 +220,35 @@ class InstrumentConfig:
         0.0, "cosmic rays per cm^2 per s (~0.02 at a high site); tracks cross sensor_thickness_um"
     )
     sensor_thickness_um: float = _field(200.0, "depleted sensor thickness (microns), sets track lengths")
+    n_dust_rings: int = _field(0, "dust-grain shadows (rings) in the flat response per detector")
+    dust_ring_depth: float = _field(0.03, "maximum fractional response loss of a dust ring")
+
+
+@dataclasses.dataclass
+class OpticsConfig:
+    """Optical ghosts of bright stars (out-of-focus reflections)."""
+
+    ghost_mag_max: float = _field(
+        0.0, "stars brighter than this (each band's AB mag) make a ghost; 0: no ghosts"
+    )
+    ghost_flux_fraction: float = _field(2e-3, "ghost flux / star flux")
+    ghost_radius_arcsec: float = _field(25.0, "outer radius of the ghost's doughnut (arcsec)")
+    ghost_inner_fraction: float = _field(0.4, "inner radius / outer radius (central obscuration)")
+    ghost_radial_shift: float = _field(
+        0.05, "ghost centre = star focal-plane position x (1 + shift): radial offset from the star"
+    )
+
+
+@dataclasses.dataclass
+class BlindConfig:
+    """Blind insertions ("easter eggs"): sources written only to the sealed truth file."""
+
+    density_per_deg2: float = _field(0.0, "inserted sources per deg^2 (0: none)")
+    mag_min: float = _field(18.0, "brightest insertion (r-band AB mag)")
+    mag_max: float = _field(24.0, "faintest insertion (r-band AB mag)")
+    variable_fraction: float = _field(0.3, "fraction of variable point sources (sinusoidal light curves)")
+    transient_fraction: float = _field(0.2, "fraction of transients (present in one visit only)")
+    amplitude_mag: float = _field(0.5, "largest variability amplitude (mag)")
 
 
 @dataclasses.dataclass
@@ -236,6 +274,14 @@ class RefcatConfig:
     astrometric_floor_mas: float = _field(0.2, "position error floor (mas), added in quadrature")
     phot_depth_mag: float = _field(23.5, "5-sigma depth of the reference photometry (mag)")
     phot_error_floor_mag: float = _field(0.01, "photometric error floor (mag), added in quadrature")
+    shards: bool = _field(True, "also write Gaia-like and PS1-like catalogues sharded on HTM cells")
+    htm_level: int = _field(7, "HTM level of the shards (7: cells of ~0.5 deg)")
+    gaia_mag_max: float = _field(21.0, "faintest star of the Gaia-like catalogue (G, AB mag)")
+    gaia_error_mas_at_20: float = _field(0.5, "Gaia-like position error at G = 20 (mas), ~ flux^-1/2")
+    ps1_mag_min: float = _field(14.5, "brightest star of the PS1-like catalogue (r; brighter saturate)")
+    ps1_mag_max: float = _field(23.0, "faintest star of the PS1-like catalogue (r)")
+    ps1_astrometric_error_mas: float = _field(15.0, "PS1-like position error floor (mas)")
+    ps1_depth_mag: float = _field(23.3, "5-sigma depth of the PS1-like photometry (mag)")
 
 
 @dataclasses.dataclass
@@ -259,6 +305,8 @@ class SimConfig:
     instrument: InstrumentConfig = dataclasses.field(default_factory=InstrumentConfig)
     calibration: CalibrationConfig = dataclasses.field(default_factory=CalibrationConfig)
     refcat: RefcatConfig = dataclasses.field(default_factory=RefcatConfig)
+    optics: OpticsConfig = dataclasses.field(default_factory=OpticsConfig)
+    blind: BlindConfig = dataclasses.field(default_factory=BlindConfig)
     skymap: dict[str, Any] = dataclasses.field(
         default_factory=lambda: {
             "name": "sim_rings",
@@ -516,6 +564,7 @@ def _validate(c: SimConfig) -> None:
     _check_range("conditions.transparency_sigma_mag", o.transparency_sigma_mag, 0.0, 5.0)
     _check_range("conditions.satellite_trail_probability", o.satellite_trail_probability, 0.0, 1.0)
     _check_range("conditions.satellite_trail_mag", o.satellite_trail_mag, 5.0, 40.0)
+    _check_range("conditions.cloud_gradient_mag_per_deg", o.cloud_gradient_mag_per_deg, 0.0, 2.0)
     p = c.psf
     _check_range("psf.beta", p.beta, 1.5, 20.0)
     _check_range("psf.fwhm_radial_variation", p.fwhm_radial_variation, -0.5, 2.0)
@@ -531,6 +580,8 @@ def _validate(c: SimConfig) -> None:
         _check_range(f"{section}.red_fraction", pop.red_fraction, 0.0, 1.0)
         if pop.reference_band not in KNOWN_BANDS:
             _fail(f"{section}.reference_band", f"unknown band {pop.reference_band!r}")
+    _check_range("stars.bright_density_per_deg2", c.stars.bright_density_per_deg2, 0.0, 1e5)
+    _check_range("stars.bright_mag_min", c.stars.bright_mag_min, 5.0, c.stars.mag_min)
     g = c.galaxies
     if g.model not in ("bulge_disk", "exponential"):
         _fail("galaxies.model", f"must be 'bulge_disk' or 'exponential', got {g.model!r}")
@@ -560,6 +611,21 @@ def _validate(c: SimConfig) -> None:
     _check_range("instrument.n_bad_columns", ins.n_bad_columns, 0, 10000)
     _check_range("instrument.cosmic_ray_rate", ins.cosmic_ray_rate, 0.0, 100.0)
     _check_range("instrument.sensor_thickness_um", ins.sensor_thickness_um, 1.0, 2000.0)
+    _check_range("instrument.n_dust_rings", ins.n_dust_rings, 0, 1000)
+    _check_range("instrument.dust_ring_depth", ins.dust_ring_depth, 0.0, 0.5)
+    op = c.optics
+    _check_range("optics.ghost_mag_max", op.ghost_mag_max, 0.0, 30.0)
+    _check_range("optics.ghost_flux_fraction", op.ghost_flux_fraction, 0.0, 0.1)
+    _check_range("optics.ghost_radius_arcsec", op.ghost_radius_arcsec, 1.0, 300.0)
+    _check_range("optics.ghost_inner_fraction", op.ghost_inner_fraction, 0.0, 0.95)
+    _check_range("optics.ghost_radial_shift", op.ghost_radial_shift, -0.5, 0.5)
+    bl = c.blind
+    _check_range("blind.density_per_deg2", bl.density_per_deg2, 0.0, 1e5)
+    _check_range("blind.mag_min", bl.mag_min, 5.0, 35.0)
+    _check_range("blind.mag_max", bl.mag_max, bl.mag_min, 35.0)
+    _check_range("blind.variable_fraction", bl.variable_fraction, 0.0, 1.0)
+    _check_range("blind.transient_fraction", bl.transient_fraction, 0.0, 1.0 - bl.variable_fraction)
+    _check_range("blind.amplitude_mag", bl.amplitude_mag, 0.0, 5.0)
     cal = c.calibration
     _check_range("calibration.n_bias", cal.n_bias, 0, 1000)
     _check_range("calibration.n_flat", cal.n_flat, 0, 1000)
@@ -576,6 +642,13 @@ def _validate(c: SimConfig) -> None:
     _check_range("refcat.astrometric_floor_mas", r.astrometric_floor_mas, 0.0, 1e5)
     _check_range("refcat.phot_depth_mag", r.phot_depth_mag, 10.0, 35.0)
     _check_range("refcat.phot_error_floor_mag", r.phot_error_floor_mag, 0.0, 1.0)
+    _check_range("refcat.htm_level", r.htm_level, 0, 12)
+    _check_range("refcat.gaia_mag_max", r.gaia_mag_max, 5.0, 30.0)
+    _check_range("refcat.gaia_error_mas_at_20", r.gaia_error_mas_at_20, 0.0, 1e4)
+    _check_range("refcat.ps1_mag_min", r.ps1_mag_min, 0.0, 30.0)
+    _check_range("refcat.ps1_mag_max", r.ps1_mag_max, r.ps1_mag_min, 35.0)
+    _check_range("refcat.ps1_astrometric_error_mas", r.ps1_astrometric_error_mas, 0.0, 1e4)
+    _check_range("refcat.ps1_depth_mag", r.ps1_depth_mag, 10.0, 35.0)
 
 
 # ---------------------------------------------------------------------- loading and presets

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..instrument import Camera, DetectorSpec
-from .artifacts import bad_column_response
+from .artifacts import bad_column_response, dust_ring_response, dust_rings
 from .config import InstrumentConfig
 
 __all__ = [
@@ -77,8 +77,8 @@ def flat_response(
     """Relative response (illumination x pixel sensitivity) of every pixel, ``(ny, nx)`` float32.
 
     Product of a vignetting term ``1 - vignetting * rho^2`` (``rho`` = focal-plane radius over the field
-    radius), a per-band linear gradient across the CCD, a fixed pixel-to-pixel response and dead column
-    segments (``n_bad_columns``).
+    radius), a per-band linear gradient across the CCD, a fixed pixel-to-pixel response, dead column
+    segments (``n_bad_columns``) and dust rings (``n_dust_rings``).
     """
     ny, nx = detector.ny, detector.nx
     field_radius_mm = field_radius_deg * 3600.0 / camera.plate_scale_arcsec_per_mm
@@ -105,6 +105,12 @@ def flat_response(
     dead = bad_column_response((ny, nx), config.n_bad_columns, static_rng(seed, 6, detector.id))
     if dead is not None:
         flat *= dead
+    rings = dust_rings(
+        (ny, nx), config.n_dust_rings, config.dust_ring_depth, static_rng(seed, 8, detector.id)
+    )
+    dust = dust_ring_response((ny, nx), rings)
+    if dust is not None:
+        flat *= dust
     return flat
 
 
@@ -148,11 +154,14 @@ def full_well_electrons(detector: DetectorSpec, bias_levels: np.ndarray) -> np.n
     return np.array([(a.saturation - b) * a.gain for a, b in zip(detector.amplifiers, bias_levels)])
 
 
-def bleed_columns(electrons: np.ndarray, full_well: float) -> int:
+def bleed_columns(
+    electrons: np.ndarray, full_well: float, records: list[tuple[int, int, int]] | None = None
+) -> int:
     """Spread the charge above full well up and down the columns (in place); returns columns bled.
 
     Each run of over-full pixels in a column is replaced by a run of full-well pixels long enough to hold
-    the run's total charge, centred on it (charge is conserved up to the CCD edges).
+    the run's total charge, centred on it (charge is conserved up to the CCD edges).  If ``records`` is
+    given, ``(x, y0, y1)`` of every full-well run (rows ``y0..y1`` inclusive) is appended.
     """
     ny = electrons.shape[0]
     over = electrons > full_well
@@ -172,6 +181,8 @@ def bleed_columns(electrons: np.ndarray, full_well: float) -> int:
             # charge already in the pixels the trail overwrites joins the remainder
             rest += float(col[a:b].sum()) - float(col[max(lo, a) : min(hi, b)].sum())
             col[a:b] = full_well
+            if records is not None and b > a:
+                records.append((int(x), int(a), int(b - 1)))
             # the remainder goes to the pixels just outside the full run
             if rest > 0:
                 half = rest / 2.0

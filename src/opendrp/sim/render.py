@@ -79,6 +79,7 @@ def render_sources(
     *,
     oversampling: int,
     galaxy_config: GalaxyConfig,
+    flux_scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, RenderStats]:
     """Expected source electrons on one CCD for one science exposure.
 
@@ -96,6 +97,8 @@ def render_sources(
         Sub-pixels per axis for the star profiles.
     galaxy_config : `GalaxyConfig`
         For the largest galaxy stamp.
+    flux_scale : `numpy.ndarray`, optional
+        Multiplier of each source's flux in this exposure (variable sources); sources scaled to 0 are skipped.
 
     Returns
     -------
@@ -117,13 +120,15 @@ def render_sources(
     x, y = x[idx], y[idx]
     mags = truth.mags[exposure.band][idx]
     electrons = 10.0 ** (-0.4 * (mags - exposure.zero_point)) * exposure.exposure_time
+    if flux_scale is not None:
+        electrons = electrons * flux_scale[idx]
     fx, fy = det.pixel_to_focal_plane(x, y, camera.pixel_size_mm)
     fwhm, pe1, pe2 = local_psf(
         psf, fx, fy, pixel_scale=camera.pixel_scale_arcsec, detector_rotation_deg=det.rotation_deg
     )
     is_star = truth.is_star[idx]
     # ---- stars: numpy Moffat stamps
-    for k in np.flatnonzero(is_star):
+    for k in np.flatnonzero(is_star & (electrons > 0.0)):
         radius = moffat_stamp_radius(electrons[k], fwhm[k], psf.beta)
         if (
             x[k] < -0.5 - radius

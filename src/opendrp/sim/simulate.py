@@ -10,6 +10,10 @@ Output layout (see ``docs/simulator.md``)::
     OUTDIR/truth/visits.parquet      every science visit (true and header pointing, seeing, sky, zero point)
     OUTDIR/truth/exposures.parquet   every exposure, calibrations included
     OUTDIR/refcat/refcat.parquet     the reference catalogue
+    OUTDIR/refcat/gaia/*.parquet     Gaia-like astrometric catalogue, one file per HTM cell
+    OUTDIR/refcat/ps1/*.parquet      PS1-like photometric catalogue, one file per HTM cell
+    OUTDIR/truth/{defects,dust_rings,cosmic_rays,bleed_trails,ghosts,satellite_trails}.parquet  artefacts
+    OUTDIR/truth/sealed/blind.parquet  blind insertions (not in truth.parquet)
 
 Work is split by (exposure, detector); each unit draws its random numbers from a generator seeded by
 ``(seed, exposure_id, detector)``, so the output does not depend on the number of processes.
@@ -35,6 +39,7 @@ from ..errors import ConfigurationError
 from ..instrument import Camera, DetectorSpec, load_camera
 from ..raw import RawHeader, write_raw
 from .artifacts import add_cosmic_rays, dark_rate_map, satellite_trail
+from .blind import BlindInsertions, make_blind_insertions
 from .catalog import TruthCatalog, make_refcat, make_truth_catalog
 from .config import SimConfig
 from .detector import (
@@ -47,9 +52,12 @@ from .detector import (
     static_rng,
     to_raw_adu,
 )
+from .optics import cloud_factor, draw_ghosts
 from .psf import local_psf
+from .refcat import make_gaia_refcat, make_ps1_refcat, write_shards
 from .render import render_sources
 from .survey import ExposurePlan, plan_exposures, sky_footprint, visits_table
+from .truth_tables import artifact_tables
 
 __all__ = ["SimResult", "UnitResult", "build_camera", "raw_filename", "simulate", "simulate_unit"]
 
@@ -65,6 +73,9 @@ class UnitResult:
     n_galaxies: int = 0
     n_saturated: int = 0
     n_cosmic_rays: int = 0
+    cosmic_rays: list[tuple[float, float, float, float, float]] = dataclasses.field(default_factory=list)
+    bleed_trails: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
+    ghosts: list[tuple[int, float, float, float, float]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -91,6 +102,8 @@ class SimResult:
 def build_camera(config: SimConfig) -> Camera:
     """The camera actually simulated: the configured detectors and CCD size."""
     cam = load_camera(config.camera.name)
+    # "the first N": science detectors in the camera's order (HSC: by distance from the optical axis)
+    science = [i for i, d in cam.detectors.items() if d.purpose == "SCIENCE"]
     if config.camera.detectors is not None:
         ids = list(config.camera.detectors)
         missing = [i for i in ids if i not in cam.detectors]
@@ -101,14 +114,14 @@ def build_camera(config: SimConfig) -> Camera:
                 fix=f"camera {cam.name} has ids {min(cam.detectors)}..{max(cam.detectors)}",
             )
     elif config.camera.n_detectors is not None:
-        if config.camera.n_detectors > len(cam.detectors):
+        if config.camera.n_detectors > len(science):
             raise ConfigurationError(
-                f"camera {cam.name} has only {len(cam.detectors)} detectors",
+                f"camera {cam.name} has only {len(science)} science detectors",
                 where="sim config field camera.n_detectors",
             )
-        ids = list(cam.detectors)[: config.camera.n_detectors]
+        ids = science[: config.camera.n_detectors]
     else:
-        ids = list(cam.detectors)
+        ids = science
     n_amp = len(next(iter(cam.detectors.values())).amplifiers)
     if config.camera.nx is not None and config.camera.nx % n_amp:
         raise ConfigurationError(
@@ -209,8 +222,12 @@ def simulate_unit(
     detector: int,
     truth: TruthCatalog | None,
     outdir: Path,
+    blind: BlindInsertions | None = None,
 ) -> UnitResult:
     """Simulate and write the raw file of one exposure on one detector.
+
+    ``truth`` is what is drawn: the true sources followed by the blind insertions ``blind`` (if any),
+    whose fluxes vary per exposure (`BlindInsertions.flux_scale`).
 
     Returns
     -------
@@ -236,6 +253,10 @@ def simulate_unit(
         else:
             assert truth is not None
             flat = _flat(camera, config, detector, exposure.band_index)
+            scale = None
+            if blind is not None and len(blind):
+                scale = np.ones(len(truth))
+                scale[len(truth) - len(blind) :] = blind.flux_scale(exposure)
             sources, stats = render_sources(
                 camera,
                 detector,
@@ -243,12 +264,17 @@ def simulate_unit(
                 truth,
                 oversampling=config.psf.oversampling,
                 galaxy_config=config.galaxies,
+                flux_scale=scale,
             )
             result.n_stars, result.n_galaxies = stats.n_stars, stats.n_galaxies
+            result.ghosts = draw_ghosts(sources, camera, detector, exposure, truth, config.optics)
             sources += exposure.sky_electrons
             trail = _trail(camera, config, det, exposure)
             if trail is not None:
                 sources += trail
+            clouds = cloud_factor(camera, detector, exposure)
+            if clouds is not None:
+                sources *= clouds
             sources *= flat
             expected = sources
         dark = _dark_rate(config, det)
@@ -264,6 +290,7 @@ def simulate_unit(
                 pixel_size_mm=camera.pixel_size_mm,
                 thickness_um=ins.sensor_thickness_um,
                 rng=rng,
+                records=result.cosmic_rays,
             )
         full_well = full_well_electrons(det, levels)
         for amp, fw in zip(det.amplifiers, full_well):
@@ -271,7 +298,9 @@ def simulate_unit(
             view = electrons[ys, xs]
             result.n_saturated += int((view > fw).sum())
             if ins.bleed_trails:
-                bleed_columns(view, float(fw))
+                trails: list[tuple[int, int, int]] = []
+                bleed_columns(view, float(fw), trails)
+                result.bleed_trails += [(x + amp.assembled_x0, y0, y1) for x, y0, y1 in trails]
     raw = to_raw_adu(electrons, det, bias_levels=levels, structure=structure, rng=rng)
     header = RawHeader(
         instrument=camera.name,
@@ -305,6 +334,7 @@ def _run_unit(task: tuple[int, int]) -> UnitResult:
         detector,
         _STATE["truth"],
         _STATE["outdir"],
+        _STATE.get("blind"),
     )
 
 
@@ -393,6 +423,23 @@ def simulate(
     refcat = make_refcat(truth, config.refcat, bands, np.random.default_rng([config.seed, 3]))
     refcat_path = outdir / "refcat" / "refcat.parquet"
     _write_parquet(refcat, refcat_path)
+    if config.refcat.shards:
+        level = config.refcat.htm_level
+        write_shards(
+            make_gaia_refcat(truth, config.refcat, np.random.default_rng([config.seed, 7])),
+            outdir / "refcat" / "gaia",
+            level,
+        )
+        write_shards(
+            make_ps1_refcat(truth, config.refcat, np.random.default_rng([config.seed, 8])),
+            outdir / "refcat" / "ps1",
+            level,
+        )
+    blind = make_blind_insertions(config, footprint, exposures, np.random.default_rng([config.seed, 5]))
+    sealed = outdir / "truth" / "sealed"
+    sealed.mkdir(parents=True, exist_ok=True)
+    _write_parquet(blind.to_dataframe(bands, exposures), sealed / "blind.parquet")
+    drawn = truth.concat(blind.catalog) if len(blind) else truth
     visits_path = outdir / "truth" / "visits.parquet"
     _write_parquet(visits_table(exposures), visits_path)
     exposures_path = outdir / "truth" / "exposures.parquet"
@@ -405,7 +452,14 @@ def simulate(
         return (e.observation_type != "science", e.observation_type, e.band_index, task[1], e.exposure_id)
 
     tasks = sorted(((i, det) for i in range(len(exposures)) for det in camera.detectors), key=unit_key)
-    state = {"camera": camera, "config": config, "exposures": exposures, "truth": truth, "outdir": outdir}
+    state = {
+        "camera": camera,
+        "config": config,
+        "exposures": exposures,
+        "truth": drawn,
+        "outdir": outdir,
+        "blind": blind if len(blind) else None,
+    }
     n_proc = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
     results: list[UnitResult] = []
     with tqdm(total=len(tasks), unit="ccd", desc="simulate", disable=not progress, smoothing=0.1) as bar:
@@ -414,6 +468,8 @@ def simulate(
             bar.update(1)
     by_type = {e.exposure_id: e.observation_type for e in exposures}
     results.sort(key=lambda r: (r.exposure_id, r.detector))
+    for name, table in artifact_tables(config, camera, exposures, results).items():
+        _write_parquet(table, outdir / "truth" / f"{name}.parquet")
     return SimResult(
         outdir=outdir,
         camera_path=camera_path,

@@ -59,6 +59,9 @@ class ExposurePlan:
         Science only.
     trail : `tuple` [`float`, `float`, `float`] or `None`
         Satellite trail of a science visit: a point on it (ra, dec, deg) and its position angle (deg).
+    cloud_gradient : `tuple` [`float`, `float`]
+        Extra extinction gradient across the field (mag/deg along the focal-plane x and y axes; zero at the
+        optical axis), from thin clouds.
     """
 
     exposure_id: int
@@ -80,6 +83,7 @@ class ExposurePlan:
     transparency_mag: float = 0.0
     psf: VisitPsf | None = None
     trail: tuple[float, float, float] | None = None
+    cloud_gradient: tuple[float, float] = (0.0, 0.0)
 
 
 def _dither_offsets(config: SimConfig, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -168,6 +172,7 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
             t = t + TimeDelta(config.calibration.flat_exposure_time + s.overhead_s, format="sec")
     # science visits; satellite trails from their own generator (other draws do not depend on them)
     trail_rng = np.random.default_rng([config.seed, 4])
+    cloud_rng = np.random.default_rng([config.seed, 6])
     t = start
     for bi, band in enumerate(bands):
         bconf = config.bands[band]
@@ -202,6 +207,7 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
                 tx, ty = trail_rng.uniform(-0.25, 0.25, 2)
                 tra, tdec = tangent_to_sky(tx, ty, true.ra, true.dec)
                 trail = (float(tra), float(tdec), float(trail_rng.uniform(0.0, 180.0)))
+            cloud = cloud_rng.normal(0.0, o.cloud_gradient_mag_per_deg, 2)
             psf = VisitPsf(
                 fwhm_arcsec=seeing,
                 beta=p.beta,
@@ -229,6 +235,7 @@ def plan_exposures(config: SimConfig, camera: Camera) -> list[ExposurePlan]:
                 transparency_mag=float(transparency),
                 psf=psf,
                 trail=trail,
+                cloud_gradient=(float(cloud[0]), float(cloud[1])),
             )
             t = t + TimeDelta(bconf.exposure_time + s.overhead_s, format="sec")
     return exposures
@@ -295,6 +302,8 @@ def visits_table(exposures: list[ExposurePlan]) -> pd.DataFrame:
                 "trail_ra": e.trail[0] if e.trail else np.nan,
                 "trail_dec": e.trail[1] if e.trail else np.nan,
                 "trail_pa": e.trail[2] if e.trail else np.nan,
+                "cloud_gradient_x": e.cloud_gradient[0],
+                "cloud_gradient_y": e.cloud_gradient[1],
             }
         )
     return pd.DataFrame(rows)
