@@ -226,16 +226,6 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
     default=None,
     help="Warm worker processes on this machine [default: number of cores]; 1 runs in this process.",
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "parsl"]),
-    default="local",
-    show_default=True,
-    help="local: warm processes here; parsl: a Parsl site (Slurm, PBS, local), see --site.",
-)
-@click.option(
-    "--site", type=click.Path(dir_okay=False, exists=True), help="Parsl site YAML (with --executor parsl)."
-)
 @click.option("--retries", type=int, default=3, show_default=True, help="Retries of a transient failure.")
 @click.option(
     "--resume/--no-resume",
@@ -252,8 +242,6 @@ def run(
     where: str,
     export_objects: str | None,
     processes: int | None,
-    executor: str,
-    site: str | None,
     retries: int,
     resume: bool,
     no_progress: bool,
@@ -266,9 +254,7 @@ def run(
     from ..execution import export_object_table, run_drp
     from ..execution.runner import ExecutionOptions
 
-    options = ExecutionOptions(
-        processes=processes or os.cpu_count() or 1, retries=retries, executor=executor, site=site
-    )
+    options = ExecutionOptions(processes=processes or os.cpu_count() or 1, retries=retries)
     reports = run_drp(
         repo,
         steps=[s.strip() for s in steps.split(",") if s.strip()],

@@ -278,11 +278,13 @@ def run_pipeline(
     memory = MemoryModel(edir / "memory.json" if edir else None)
     t1 = time.perf_counter()
     pool: Any
-    if options.executor == "parsl":
-        from .parsl_executor import ParslPool
-
-        pool = ParslPool(spec, predicted, site=options.site)
-    elif options.processes <= 1:
+    if options.executor != "local":
+        raise ConfigurationError(
+            f"executor {options.executor!r} is not available yet",
+            fix="use the local executor (-j N), or ctrl_bps with its Parsl/HTCondor/PanDA plugins "
+            "(docs/execution.md)",
+        )
+    if options.processes <= 1:
         pool = InProcessPool(spec, butler=butler)
     else:
         pool = ProcessPool(spec, min(options.processes, len(predicted)))

@@ -25,7 +25,7 @@ from astropy.table import Table
 from lsst.daf.butler import Butler, CollectionType, Config, DatasetType, Timespan
 from lsst.sphgeom import ConvexPolygon, HtmPixelization, LonLat, UnitVector3d
 
-from ..errors import RepositoryError
+from ..errors import ConfigurationError, RepositoryError
 from ..instrument import Camera
 from ..skymap import RingsSkyMap, SkyMapConfig
 
@@ -88,6 +88,22 @@ def polygon_from_points(ra: Iterable[float], dec: Iterable[float]) -> ConvexPoly
 
 
 # ---------------------------------------------------------------------------------------------- repository
+def _check_no_password(url: str) -> None:
+    """Refuse a database URL that carries a password: it would be written into ``butler.yaml``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception as exc:
+        raise ConfigurationError(f"not a database URL ({exc})", where="--registry-db") from exc
+    if password:
+        raise ConfigurationError(
+            "the registry URL contains a password, which would be stored in the repository's butler.yaml",
+            where="--registry-db",
+            fix="remove it from the URL and put it in ~/.lsst/db-auth.yaml (mode 600), see docs/execution.md",
+        )
+
+
 def create_repo(
     root: str | Path,
     *,
@@ -117,6 +133,7 @@ def create_repo(
         )
     config = Config(str(seed_config_path()))
     if registry_db:
+        _check_no_password(registry_db)
         config["registry", "db"] = registry_db
     try:
         Butler.makeRepo(str(root), config=config, overwrite=overwrite)
