@@ -23,7 +23,7 @@ def micro_sim_config(path: Path) -> Path:
     return path
 
 
-def make_micro_repo(root: Path) -> Path:
+def make_micro_repo(root: Path, *, registry_db: str | None = None) -> Path:
     """Simulate the micro survey in ``root/sim`` and ingest it into a new repository ``root/repo``."""
     from opendrp.cli.main import _skymap_config_from
     from opendrp.repo import create_repo, ingest_raws, ingest_refcat
@@ -34,7 +34,10 @@ def make_micro_repo(root: Path) -> Path:
     simulate(cfg, sim_dir, processes=1, progress=False)
     camera = Camera.from_yaml(sim_dir / "camera.yaml")
     butler = create_repo(
-        root / "repo", camera=camera, skymap_config=_skymap_config_from(str(sim_dir / "sim_config.yaml"))
+        root / "repo",
+        camera=camera,
+        skymap_config=_skymap_config_from(str(sim_dir / "sim_config.yaml")),
+        registry_db=registry_db,
     )
     ingest_refcat(butler, Table.read(sim_dir / "refcat" / "refcat.parquet"))
     report = ingest_raws(butler, sorted((sim_dir / "raw").rglob("*.fits")), transfer="copy")
