@@ -99,3 +99,24 @@ def test_refcat_sharding(repo: Path) -> None:
     total = sum(len(butler.get(r)) for r in refs)
     assert total == n
     assert ingest_refcat(butler, table) == 0  # idempotent
+
+
+def test_refcat_from_shard_directory(repo: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    n = 500
+    table = Table(
+        {
+            "id": np.arange(n),
+            "coord_ra": rng.uniform(149.9, 150.3, n),
+            "coord_dec": rng.uniform(2.0, 2.4, n),
+            "g_flux": rng.uniform(1e3, 1e5, n),
+        }
+    )
+    shard_dir = tmp_path / "ps1"
+    shard_dir.mkdir()
+    for k in range(3):  # any sharding of the input: it is re-sharded on htm7
+        table[k::3].write(shard_dir / f"{k}.parquet")
+    butler = open_butler(repo, writeable=True)
+    assert ingest_refcat(butler, shard_dir, name="ps1_cat") >= 1
+    refs = butler.query_datasets("ps1_cat", collections="refcats", explain=False)
+    assert sorted(np.concatenate([butler.get(r)["id"] for r in refs])) == list(range(n))

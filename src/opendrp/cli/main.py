@@ -169,7 +169,9 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     help="How raw files enter the repository.",
 )
 @click.option(
-    "--refcat", type=click.Path(dir_okay=False, exists=True), help="Reference catalog parquet to ingest."
+    "--refcat",
+    type=click.Path(exists=True),
+    help="Reference catalog to ingest: a parquet file or a directory of shards (stored as ref_cat).",
 )
 @click.option("--no-progress", is_flag=True)
 @handle_errors
@@ -179,14 +181,13 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
     Bad files are reported one per line and skipped; every good file is still ingested; the exit status is
     non-zero if any file failed.
     """
-    from astropy.table import Table
     from tqdm import tqdm
 
     from ..repo import ingest_raws, ingest_refcat, open_butler
 
     butler = open_butler(repo, writeable=True)
     if refcat:
-        n = ingest_refcat(butler, Table.read(refcat))
+        n = ingest_refcat(butler, refcat)
         click.echo(f"reference catalog: {n} new shards")
     paths = _expand(files)
     if not paths:

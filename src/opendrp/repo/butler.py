@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, CollectionType, Config, DatasetType, Timespan
 from lsst.sphgeom import ConvexPolygon, HtmPixelization, LonLat, UnitVector3d
 
@@ -298,29 +298,50 @@ def htm_index(ra: np.ndarray, dec: np.ndarray, level: int = REFCAT_HTM_LEVEL) ->
     )
 
 
-def ingest_refcat(butler: Butler, table: Table, *, run: str = REFCAT_RUN) -> int:
-    """Shard a reference catalog on HTM level 7 and store each shard as a ``ref_cat`` dataset.
+def read_refcat(source: str | Path | Table) -> Table:
+    """A reference catalog from a table, a parquet or FITS file, or a directory of ``*.parquet`` shards."""
+    if isinstance(source, Table):
+        return source
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise RepositoryError("no *.parquet shard files", where=str(path))
+        tables = [Table.read(f) for f in files]
+        return vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    try:
+        return Table.read(path)
+    except (OSError, ValueError) as exc:
+        raise RepositoryError(f"cannot read the reference catalog ({exc})", where=str(path)) from exc
 
+
+def ingest_refcat(
+    butler: Butler, table: str | Path | Table, *, name: str = REFCAT_DATASET, run: str = REFCAT_RUN
+) -> int:
+    """Shard a reference catalog on HTM level 7 and store each shard as a dataset ``name`` (``ref_cat``).
+
+    ``table`` may be a table, a file, or a directory of shards (any sharding: they are re-sharded).
     Returns the number of shards written.  Required columns: ``id``, ``coord_ra``, ``coord_dec`` (deg).
     """
+    table = read_refcat(table)
     missing = [c for c in ("id", "coord_ra", "coord_dec") if c not in table.colnames]
     if missing:
-        raise RepositoryError(f"reference catalog lacks columns {missing}")
-    register_dataset_type(butler, REFCAT_DATASET, [f"htm{REFCAT_HTM_LEVEL}"], "ArrowAstropy")
+        raise RepositoryError(f"reference catalog {name!r} lacks columns {missing}")
+    register_dataset_type(butler, name, [f"htm{REFCAT_HTM_LEVEL}"], "ArrowAstropy")
     butler.collections.register(run)
     shard = htm_index(np.asarray(table["coord_ra"]), np.asarray(table["coord_dec"]))
     order = np.argsort(shard, kind="stable")
     bounds = np.flatnonzero(np.diff(shard[order])) + 1
     existing = {
         ref.dataId[f"htm{REFCAT_HTM_LEVEL}"]
-        for ref in butler.query_datasets(REFCAT_DATASET, collections=run, explain=False)
+        for ref in butler.query_datasets(name, collections=run, explain=False)
     }
     n = 0
     for idx in np.split(order, bounds):
         sid = int(shard[idx[0]])
         if sid in existing:
             continue
-        butler.put(table[idx], REFCAT_DATASET, {f"htm{REFCAT_HTM_LEVEL}": sid}, run=run)
+        butler.put(table[idx], name, {f"htm{REFCAT_HTM_LEVEL}": sid}, run=run)
         n += 1
     return n
 
