@@ -229,6 +229,19 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
 )
 @click.option("--retries", type=int, default=3, show_default=True, help="Retries of a transient failure.")
 @click.option(
+    "--executor",
+    type=click.Choice(["local", "parsl"]),
+    default="local",
+    show_default=True,
+    help="local: warm processes on this machine (-j); parsl: Parsl workers on --site (quantum-backed I/O).",
+)
+@click.option(
+    "--site",
+    default="local",
+    show_default=True,
+    help="Parsl site YAML (or local, slurm, pbs: opendrp/execution/sites/) for --executor parsl.",
+)
+@click.option(
     "--resume/--no-resume",
     default=True,
     show_default=True,
@@ -244,6 +257,8 @@ def run(
     export_objects: str | None,
     processes: int | None,
     retries: int,
+    executor: str,
+    site: str,
     resume: bool,
     no_progress: bool,
 ) -> None:
@@ -255,7 +270,9 @@ def run(
     from ..execution import export_object_table, run_drp
     from ..execution.runner import ExecutionOptions
 
-    options = ExecutionOptions(processes=processes or os.cpu_count() or 1, retries=retries)
+    options = ExecutionOptions(
+        processes=processes or os.cpu_count() or 1, retries=retries, executor=executor, site=site
+    )
     reports = run_drp(
         repo,
         steps=[s.strip() for s in steps.split(",") if s.strip()],
