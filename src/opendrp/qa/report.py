@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 import opendrp
 from opendrp.errors import ConfigurationError
 
+from ._blind import blind_metrics
 from ._footprint import OccupancyFootprint, PolygonFootprint
 from ._json import astrometry_json, clean, curve_json, photometry_json, q
 from ._match import match_catalogs
@@ -184,6 +185,7 @@ def run_qa(
     outdir: str | os.PathLike[str],
     config: QAConfig | None = None,
     footprint_polygons: Sequence[tuple[Any, Any]] | None = None,
+    blind: TableInput | None = None,
 ) -> dict[str, Any]:
     """Compare an Object table with the truth (and a reference catalog), write metrics.json and index.html.
 
@@ -228,6 +230,10 @@ def run_qa(
     ------
     opendrp.errors.ConfigurationError
         An input is unreadable or lacks a required column, or the configuration is invalid.
+
+    A ``blind`` table (the unsealed blind insertions, ``ra``, ``dec``, ``kind``, ``{band}_flux``) adds the
+    section ``blind``: which insertions the primary objects unmatched to the truth recovered, and how many
+    unmatched objects remain unexplained (spurious).
     """
     cfg = config if config is not None else QAConfig()
     cfg.validate()
@@ -317,9 +323,28 @@ def run_qa(
         "refcat": None,
         "star_galaxy": None,
         "sources": None,
+        "blind": None,
         "checks": [],
         "ok": False,
     }
+    obj_unmatched = np.ones(len(prim), bool)
+    obj_unmatched[i_obj] = False
+    metrics["summary"]["n_unmatched"] = q(int(obj_unmatched.sum()), "count")
+    if blind is not None:
+        bl, _ = load_table(blind, role="blind insertions")
+        require_columns(
+            bl, ["ra", "dec"], role="blind insertions", label=str(blind), expected="positions (deg)"
+        )
+        metrics["blind"] = blind_metrics(
+            prim,
+            obj_unmatched,
+            bl,
+            band_list,
+            in_footprint=footprint.contains(as_float(bl, "ra"), as_float(bl, "dec")),
+            radius_arcsec=cfg.match_radius_arcsec,
+            mag_bin_width=cfg.mag_bin_width,
+            snr_min=cfg.snr_min,
+        )
     checks: list[dict[str, Any]] = []
     plot_data: dict[str, _BandPlotData] = {}
 
