@@ -95,6 +95,7 @@ def run_demo(
         outdir=outdir / "qa",
         footprint_polygons=coverage_polygons(outdir / "repo", reports[-1].output_chain),
         sources=_single_visit_sources(outdir / "repo", reports[-1].output_chain),
+        blind=_sealed_insertions(sim_dir),
     )
     total = time.perf_counter() - t_start
     names = list(timings)
@@ -127,3 +128,11 @@ def _single_visit_sources(repo: Path, collection: str) -> object:
     columns = ["coord_ra", "coord_dec", "psfFlux", "psfFluxErr", "band", "visit", "detector"]
     tables = [butler.get(ref, parameters={"columns": columns}) for ref in refs]
     return vstack(tables, metadata_conflicts="silent") if tables else None
+
+
+def _sealed_insertions(sim_dir: Path) -> Path | None:
+    """The sealed blind-insertion file, opened after the blind run (None when the survey has none)."""
+    import pyarrow.parquet as pq
+
+    path = sim_dir / "truth" / "sealed" / "blind.parquet"
+    return path if path.exists() and pq.ParquetFile(path).metadata.num_rows > 0 else None

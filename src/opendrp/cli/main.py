@@ -315,9 +315,20 @@ def run(
 @click.option(
     "--collection", help="Collection holding the calexps (with --repo; default {instrument}/runs/drp)."
 )
+@click.option(
+    "--blind",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Unsealed blind insertions (truth/sealed/blind.parquet): score them after the blind run.",
+)
 @handle_errors
 def qa(
-    objects: str, truth: str, refcat: str | None, outdir: str, repo: str | None, collection: str | None
+    objects: str,
+    truth: str,
+    refcat: str | None,
+    outdir: str,
+    repo: str | None,
+    collection: str | None,
+    blind: str | None,
 ) -> None:
     """Match the Object table to the truth (and reference catalog); write metrics.json and index.html."""
     from ..execution import coverage_polygons, default_output
@@ -328,7 +339,7 @@ def qa(
     if repo is not None:
         collection = collection or default_output(get_instrument_name(open_butler(repo)))
         polygons = coverage_polygons(repo, collection)
-    metrics = run_qa(objects, truth, refcat=refcat, outdir=outdir, footprint_polygons=polygons)
+    metrics = run_qa(objects, truth, refcat=refcat, outdir=outdir, footprint_polygons=polygons, blind=blind)
     _print_qa_summary(metrics, outdir)
     if not metrics.get("ok", False):
         sys.exit(1)
