@@ -36,7 +36,14 @@ FAULT_STATE_ENV = "OPENDRP_FAULT_STATE"
 """Directory where the fault hook records which faults have fired (shared by all worker processes)."""
 
 _CONFIG_TYPE_NAMES = {"InvalidQuantumError", "FieldValidationError", "PipelineDatasetTypeError"}
-_TRANSIENT_TYPE_NAMES = {"OperationalError", "BrokenProcessPool", "WorkerDiedError", "DBAPIError"}
+_TRANSIENT_TYPE_NAMES = {
+    "OperationalError",
+    "BrokenProcessPool",
+    "WorkerDiedError",
+    "DBAPIError",
+    "ManagerLost",  # Parsl: a worker node stopped sending heartbeats
+    "WorkerLost",  # Parsl: a worker process died
+}
 _TRANSIENT_MESSAGES = ("database is locked", "could not connect", "connection refused", "server closed")
 
 

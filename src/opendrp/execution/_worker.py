@@ -113,6 +113,15 @@ class QuantumRunner:
             raise_on_partial_outputs=False,
         )
 
+    @classmethod
+    def from_executor(cls, task_nodes: dict[str, Any], executor: Any) -> QuantumRunner:
+        """A runner with an executor built elsewhere (the quantum-backed butler flow of `_parsl`)."""
+        self = cls.__new__(cls)
+        self.task_nodes = task_nodes
+        self.butler = None
+        self.executor = executor
+        return self
+
     def run(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> QuantumResult:
         task_node = self.task_nodes[label]
         peak_rss_reset()

@@ -222,6 +222,8 @@ def run_pipeline(
     default_options, default_resume = _OPTIONS.get()
     options = options or default_options or ExecutionOptions()
     resume = default_resume if resume is None else resume
+    if options.executor not in ("local", "parsl"):
+        raise ConfigurationError(f"unknown executor {options.executor!r}", fix="local or parsl")
     t0 = time.perf_counter()
     pipe = Pipeline.from_uri(str(pipeline))
     wanted = set()
@@ -251,9 +253,12 @@ def run_pipeline(
     builder = AllDimensionsQuantumGraphBuilder(
         pipeline_graph, butler, where=where, output_run=run, skip_existing_in=skip_in
     )
-    predicted = builder.finish(
-        output=output, metadata={"data_query": where, "skip_existing_in": skip_in, "skip_existing": False}
-    ).assemble()
+    components = builder.finish(
+        output=output,
+        metadata={"data_query": where, "skip_existing_in": skip_in, "skip_existing": False},
+        attach_datastore_records=True,  # the quantum-backed butler (Parsl workers) reads them
+    )
+    predicted = components.assemble()
     report = RunReport(output_run=run, output_chain=output, graph_build_s=time.perf_counter() - t0)
     if len(predicted) == 0:
         if skip_in:
@@ -263,34 +268,41 @@ def run_pipeline(
         _drop_empty_run(butler, output, run)
         return report
     predicted.pipeline_graph.register_dataset_types(butler)
-    predicted.write_configs(butler, compare_existing=False)
-    predicted.write_init_outputs(butler, skip_existing=False)
-    predicted.write_packages(butler, compare_existing=False)
-    predicted.build_execution_quanta()
-    task_nodes = {node.label: node for node in predicted.pipeline_graph.tasks.values()}
-    spec = WorkerSpec(
-        repo=str(repo),
-        output_run=run,
-        task_nodes_pickle=pickle.dumps(task_nodes),
-        log_level=logging.getLogger().getEffectiveLevel() if _log.isEnabledFor(logging.INFO) else 60,
-    )
+    log_level = logging.getLogger().getEffectiveLevel() if _log.isEnabledFor(logging.INFO) else 60
     edir = execution_dir(repo)
     memory = MemoryModel(edir / "memory.json" if edir else None)
     t1 = time.perf_counter()
-    pool: Any
-    if options.executor != "local":
-        raise ConfigurationError(
-            f"executor {options.executor!r} is not available yet",
-            fix="use the local executor (-j N), or ctrl_bps with its Parsl/HTCondor/PanDA plugins "
-            "(docs/execution.md)",
+    if options.executor == "parsl":
+        from ._parsl import run_graph_parsl
+
+        graph_run = run_graph_parsl(
+            components,
+            predicted,
+            repo=str(repo),
+            options=options,
+            memory=memory,
+            execution_dir=edir,
+            progress=progress,
+            description=description,
+            log_level=log_level,
         )
-    if options.processes <= 1:
-        pool = InProcessPool(spec, butler=butler)
     else:
-        pool = ProcessPool(spec, min(options.processes, len(predicted)))
-    graph_run = execute_quanta(
-        predicted, pool, options=options, memory=memory, progress=progress, description=description
-    )
+        predicted.write_configs(butler, compare_existing=False)
+        predicted.write_init_outputs(butler, skip_existing=False)
+        predicted.write_packages(butler, compare_existing=False)
+        predicted.build_execution_quanta()
+        task_nodes = {node.label: node for node in predicted.pipeline_graph.tasks.values()}
+        spec = WorkerSpec(
+            repo=str(repo), output_run=run, task_nodes_pickle=pickle.dumps(task_nodes), log_level=log_level
+        )
+        pool: Any
+        if options.processes <= 1:
+            pool = InProcessPool(spec, butler=butler)
+        else:
+            pool = ProcessPool(spec, min(options.processes, len(predicted)))
+        graph_run = execute_quanta(
+            predicted, pool, options=options, memory=memory, progress=progress, description=description
+        )
     report.execution_s = time.perf_counter() - t1
     nodes = predicted.quantum_only_xgraph.nodes
     for qid in predicted:
