@@ -81,16 +81,17 @@ def find_cosmic_rays(
         new = np.zeros(img.shape, bool)
         new[yy[hit], xx[hit]] = True
         cr |= new
-        img = interpolate_rows(img, cr)
+        img = interpolate_rows(img, cr, inplace=True)
     if grow > 0 and cr.any():
         cr = grow_mask(cr, grow) & ~excluded
     return cr
 
 
 def repair_cosmic_rays(
-    image: np.ndarray, variance: np.ndarray, cr: np.ndarray
+    image: np.ndarray, variance: np.ndarray, cr: np.ndarray, *, inplace: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolate over cosmic-ray pixels (along rows); returns the repaired image and variance."""
+    """Interpolate over cosmic-ray pixels (along rows); returns the repaired image and variance
+    (the inputs themselves, modified, when ``inplace``)."""
     if not cr.any():
         return image, variance
-    return interpolate_rows(image, cr), interpolate_rows(variance, cr)
+    return interpolate_rows(image, cr, inplace=inplace), interpolate_rows(variance, cr, inplace=inplace)

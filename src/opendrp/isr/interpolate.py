@@ -7,7 +7,9 @@ import numpy as np
 __all__ = ["interpolate_rows"]
 
 
-def interpolate_rows(image: np.ndarray, bad: np.ndarray, *, max_width: int = 64) -> np.ndarray:
+def interpolate_rows(
+    image: np.ndarray, bad: np.ndarray, *, max_width: int = 64, inplace: bool = False
+) -> np.ndarray:
     """Replace bad pixels by linear interpolation between the nearest good pixels of the same row.
 
     Suited to bad columns and small defects (the common CCD defects).  Runs of bad pixels wider than
@@ -22,13 +24,16 @@ def interpolate_rows(image: np.ndarray, bad: np.ndarray, *, max_width: int = 64)
         Pixels to replace.
     max_width : `int`
         Runs longer than this (pixels) are filled with the nearest good value instead.
+    inplace : `bool`
+        Modify ``image`` itself (no full-size copy) and return it.
 
     Returns
     -------
     out : `numpy.ndarray`
-        Copy of ``image`` with the bad pixels replaced (rows with no good pixel are left unchanged).
+        Copy of ``image`` (``image`` itself when ``inplace``) with the bad pixels replaced (rows with no
+        good pixel are left unchanged).
     """
-    out = np.array(image, copy=True)
+    out = image if inplace else np.array(image, copy=True)
     bad = np.asarray(bad, dtype=bool)
     rows = np.flatnonzero(bad.any(axis=1))
     if rows.size == 0:

@@ -123,15 +123,15 @@ def run_isr(
         image /= f
         variance /= f
         variance /= f
-        mask |= np.where(bad_flat, np.int32(_BAD), np.int32(0))
+        mask[bad_flat] |= np.int32(_BAD)
     if defects is not None:
         if defects.shape != detector.shape:
             raise ValueError(f"defects shape {defects.shape} != detector shape {detector.shape}")
-        mask |= np.where(defects, np.int32(_BAD), np.int32(0))
+        mask[defects] |= np.int32(_BAD)
     bad = (mask & _BAD) != 0
     if do_interpolate and bad.any():
-        image = interpolate_rows(image, bad)
-        variance = interpolate_rows(variance, bad)
+        image = interpolate_rows(image, bad, inplace=True)
+        variance = interpolate_rows(variance, bad, inplace=True)
         mask[bad] |= _INTRP
     meta.update(
         {

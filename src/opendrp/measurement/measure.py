@@ -145,10 +145,15 @@ def measure_sources(
     n = len(x)
     ny, nx = image.shape
     data = np.ascontiguousarray(image, dtype=np.float32)
-    var = np.ascontiguousarray(np.where(np.isfinite(variance), variance, 0.0), dtype=np.float32)
+    var = np.ascontiguousarray(variance, dtype=np.float32)
+    if not np.isfinite(var).all():  # copies only when needed (full-size arrays)
+        var = np.where(np.isfinite(var), var, np.float32(0.0))
     bad = (np.asarray(mask) & mask_bit(*bad_mask_planes)) != 0
-    bad |= ~np.isfinite(data)
-    data = np.where(np.isfinite(data), data, 0.0).astype(np.float32)
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad |= ~finite
+        data = np.where(finite, data, np.float32(0.0))
+    del finite
     cx, cy = 0.5 * (nx - 1), 0.5 * (ny - 1)
     sig_psf = psf_sigma(psf, cx, cy) if psf is not None else float(initial_sigma)
     half = int(moments_half_size) if moments_half_size else max(8, int(np.ceil(5.0 * sig_psf)))

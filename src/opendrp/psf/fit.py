@@ -63,8 +63,8 @@ def _extract(
     xx = ix[:, None, None] + offs[None, None, :]
     inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
     yc, xc = np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)
-    data = np.where(inside, image[yc, xc], 0.0)
-    var = np.where(inside, variance[yc, xc], np.inf)
+    data = np.where(inside, image[yc, xc].astype(np.float64), 0.0)
+    var = np.where(inside, variance[yc, xc].astype(np.float64), np.inf)
     ok = inside & usable[yc, xc] & np.isfinite(data) & np.isfinite(var) & (var > 0)
     data = np.where(ok, data, 0.0)
     stamps = np.empty((n, size, size))
@@ -159,7 +159,7 @@ def fit_psf(
     xr = x_range if x_range is not None else (0.0, float(nx - 1))
     yr = y_range if y_range is not None else (0.0, float(ny - 1))
     usable = (np.asarray(mask) & mask_bit(*bad_mask_planes)) == 0
-    stamps, var, valid = _extract(np.asarray(image, float), np.asarray(variance, float), usable, x, y, size)
+    stamps, var, valid = _extract(np.asarray(image), np.asarray(variance), usable, x, y, size)
     if segmentation is not None and segment_ids is not None:
         from ..measurement.stamps import gather_stamps
 

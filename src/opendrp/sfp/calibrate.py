@@ -20,7 +20,7 @@ from ..background import BackgroundModel, estimate_background
 from ..detection import detect_sources, significance_mask
 from ..errors import AlgorithmError, ConfigurationError
 from ..image import Exposure, PhotoCalib, mask_bit
-from ..isr import find_cosmic_rays, grow_mask, interpolate_rows, repair_cosmic_rays
+from ..isr import find_cosmic_rays, grow_mask, repair_cosmic_rays
 from ..measurement import aperture_column, measure_sources, psf_fwhm, psf_sigma
 from ..photometry import fit_zero_point
 from ..psf.fit import fit_psf, min_stars_for_degree
@@ -186,32 +186,38 @@ def calibrate_exposure(
             raise AlgorithmError(f"reference catalog has no column {col!r} (columns: {refcat.colnames[:8]})")
     ny, nx = exposure.shape
     image = np.asarray(exposure.image, np.float32)
-    variance = np.asarray(exposure.variance, np.float32)
+    variance = np.array(exposure.variance, np.float32, copy=True)  # the calexp's (repaired) variance
     mask = exposure.mask.copy()
 
     cpu: dict[str, float] = {}
     clock = time.process_time()
-    # ---- background, detection
+    # ---- background, cosmic rays, detection (full-size arrays are few and modified in place: memory)
     unusable = (mask & mask_bit("BAD", "SAT", "NO_DATA", "CR", "STREAK")) != 0
     bkg_kw = dict(bin_size=cfg.background_bin_size, subsample=cfg.background_subsample)
     background = estimate_background(image, bad=unusable, **bkg_kw)  # type: ignore[arg-type]
     sub = image - background.evaluate()
     n_cr = 0
+    cr = None
     if cfg.do_cosmic_rays:
         cr = find_cosmic_rays(sub, variance, bad=unusable, min_fwhm=cfg.cr_min_fwhm, n_sigma=cfg.cr_threshold)
         n_cr = int(cr.sum())
         if n_cr:
-            image, variance = repair_cosmic_rays(image, variance, cr)
-            sub = interpolate_rows(sub, cr)
+            repair_cosmic_rays(sub, variance, cr, inplace=True)
             mask[cr] |= mask_bit("CR", "INTRP")
     # mask sources (at a lower threshold than detection: their wings bias the sky) and estimate again
     sources = significance_mask(
         sub, variance, threshold=cfg.background_mask_threshold, kernel_fwhm=cfg.detection_kernel_fwhm
     )
     detected = grow_mask(sources, cfg.background_mask_grow)
-    background = estimate_background(image, bad=unusable | detected, **bkg_kw)  # type: ignore[arg-type]
+    del sources
+    if cr is not None and n_cr:
+        detected |= cr
+    del cr
+    sub += background.evaluate()  # the cosmic-ray-repaired image
+    background = estimate_background(sub, bad=unusable | detected, **bkg_kw)  # type: ignore[arg-type]
+    del detected
     bkg_image = background.evaluate()
-    sub = image - bkg_image
+    sub -= bkg_image
     det_kw = dict(
         min_area=cfg.detection_min_area, kernel_fwhm=cfg.detection_kernel_fwhm, return_segmentation=True
     )
@@ -406,9 +412,9 @@ def calibrate_exposure(
         }
     )
     calexp = Exposure(
-        sub.astype(np.float32),
+        sub.astype(np.float32, copy=False),
         mask,
-        variance.copy(),
+        variance,
         wcs=wcs,
         psf=psf,
         photo_calib=photo_calib,

@@ -32,9 +32,11 @@ def camera_input() -> ct.PrerequisiteInput:
     )
 
 
-def bias_input() -> ct.PrerequisiteInput:
+def bias_input(*, defer_load: bool = False) -> ct.PrerequisiteInput:
+    """``defer_load``: the task reads it (or some of its components) itself."""
     return ct.PrerequisiteInput(
         doc="Master bias.",
+        deferLoad=defer_load,
         name="bias",
         storageClass="DrpExposure",
         dimensions=("instrument", "detector"),
@@ -42,9 +44,11 @@ def bias_input() -> ct.PrerequisiteInput:
     )
 
 
-def dark_input() -> ct.PrerequisiteInput:
+def dark_input(*, defer_load: bool = False) -> ct.PrerequisiteInput:
+    """``defer_load``: the task reads it (or some of its components) itself."""
     return ct.PrerequisiteInput(
         doc="Master dark (electrons per second).",
+        deferLoad=defer_load,
         name="dark",
         storageClass="DrpExposure",
         dimensions=("instrument", "detector"),
@@ -62,9 +66,11 @@ def defects_input() -> ct.PrerequisiteInput:
     )
 
 
-def flat_input() -> ct.PrerequisiteInput:
+def flat_input(*, defer_load: bool = False) -> ct.PrerequisiteInput:
+    """``defer_load``: the task reads it (or some of its components) itself."""
     return ct.PrerequisiteInput(
         doc="Master flat.",
+        deferLoad=defer_load,
         name="flat",
         storageClass="DrpExposure",
         dimensions=("instrument", "detector", "physical_filter"),

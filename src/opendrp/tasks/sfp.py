@@ -7,6 +7,7 @@ from typing import Any
 import lsst.pex.config as pex_config
 import lsst.pipe.base as pipe_base
 import lsst.pipe.base.connectionTypes as ct
+import numpy as np
 from astropy.table import Table, vstack
 
 from ..calib import defects_to_mask
@@ -22,14 +23,23 @@ from ._connections import bias_input, camera_input, dark_input, defects_input, f
 __all__ = ["CalibrateImageTask", "CalibrateImageTaskConfig"]
 
 
+def _image_and_mask(handle: Any) -> Exposure | None:
+    """A calibration's image and mask (what ISR uses), without reading its variance plane (memory)."""
+    if handle is None:
+        return None
+    image = handle.get(component="image")
+    mask = handle.get(component="mask")
+    return Exposure(image, mask, np.broadcast_to(np.float32(0.0), image.shape))
+
+
 class CalibrateImageConnections(
     pipe_base.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
 ):
     raws = raw_input("Raw exposure(s) of the visit on this detector (one exposure per visit).")
     camera = camera_input()
-    bias = bias_input()
-    dark = dark_input()
-    flat = flat_input()
+    bias = bias_input(defer_load=True)
+    dark = dark_input(defer_load=True)
+    flat = flat_input(defer_load=True)
     defects = defects_input()
     ref_cat = ct.PrerequisiteInput(
         doc="Reference catalog shards overlapping the detector.",
@@ -105,16 +115,21 @@ class CalibrateImageTask(pipe_base.PipelineTask):
         refcat = vstack(shards, metadata_conflicts="silent") if shards else Table()
         data_id = butlerQC.quantum.dataId
         with translate_errors():
-            outputs = self.run(
-                raws=inputs["raws"],
+            # ISR first, popping the calibrations so that their memory is freed before calibration
+            exposure = self.run_isr(
+                raws=inputs.pop("raws"),
                 camera=inputs["camera"],
                 detector=int(data_id["detector"]),
-                band=str(data_id["band"]),
+                bias=_image_and_mask(inputs.pop("bias", None)),
+                flat=_image_and_mask(inputs.pop("flat", None)),
+                dark=_image_and_mask(inputs.pop("dark", None)),
+                defects=inputs.pop("defects", None),
+            )
+            outputs = self.calibrate(
+                exposure,
                 refcat=refcat,
-                bias=inputs.get("bias"),
-                flat=inputs.get("flat"),
-                dark=inputs.get("dark"),
-                defects=inputs.get("defects"),
+                detector=int(data_id["detector"]),
+                band=str(data_id["band"]),
                 visit=int(data_id["visit"]),
             )
         butlerQC.put(outputs, outputRefs)
@@ -133,6 +148,23 @@ class CalibrateImageTask(pipe_base.PipelineTask):
         defects: Table | None = None,
         visit: int = 0,
     ) -> pipe_base.Struct:
+        exposure = self.run_isr(
+            raws=raws, camera=camera, detector=detector, bias=bias, flat=flat, dark=dark, defects=defects
+        )
+        return self.calibrate(exposure, refcat=refcat, detector=detector, band=band, visit=visit)
+
+    def run_isr(
+        self,
+        *,
+        raws: list[RawImage],
+        camera: Camera,
+        detector: int,
+        bias: Exposure | None = None,
+        flat: Exposure | None = None,
+        dark: Exposure | None = None,
+        defects: Table | None = None,
+    ) -> Exposure:
+        """Instrument signature removal of the visit's raw, with the initial WCS from the header pointing."""
         if len(raws) != 1:
             raise pipe_base.InvalidQuantumError(f"expected one exposure per visit, got {len(raws)}")
         raw = raws[0]
@@ -142,6 +174,12 @@ class CalibrateImageTask(pipe_base.PipelineTask):
         exposure = run_isr(raw, det_spec, bias=bias, dark=dark, flat=flat, defects=defect_mask)
         pointing = Pointing(header.boresight_ra, header.boresight_dec, header.boresight_rotation)
         exposure.wcs = detector_wcs(camera, detector, pointing)
+        return exposure
+
+    def calibrate(
+        self, exposure: Exposure, *, refcat: Table, detector: int, band: str, visit: int = 0
+    ) -> pipe_base.Struct:
+        """Characterize and calibrate a post-ISR exposure: calexp, background and src."""
         exposure.metadata.update({"VISIT": visit, "DETECTOR": detector, "BAND": band})
         result = calibrate_exposure(exposure, refcat, band=band, config=self.config.calibrate_config())
         src = result.src
