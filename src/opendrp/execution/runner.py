@@ -31,6 +31,7 @@ from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool
 
 __all__ = [
     "ExecutionOptions",
+    "build_graph",
     "QuantumOutcome",
     "RunReport",
     "make_timestamp",
@@ -225,38 +226,19 @@ def run_pipeline(
     if options.executor not in ("local", "parsl"):
         raise ConfigurationError(f"unknown executor {options.executor!r}", fix="local or parsl")
     t0 = time.perf_counter()
-    pipe = Pipeline.from_uri(str(pipeline))
-    wanted = set()
-    subsets = pipe.subsets if hasattr(pipe, "subsets") else {}
-    for label in labels:
-        if label in subsets:
-            wanted.update(subsets[label])
-        else:
-            wanted.add(label)
-    all_labels = set(pipe.task_labels)
-    unknown = sorted(wanted - all_labels)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown task label(s) {unknown}", where=str(pipeline), fix=f"known labels: {sorted(all_labels)}"
-        )
-    for label in sorted(all_labels - wanted):
-        pipe.removeTask(label)
-    for label, fields in (config_overrides or {}).items():
-        if label in wanted:
-            for key, value in fields.items():
-                pipe.addConfigOverride(label, key, value)
-    pipeline_graph = pipe.to_graph()
     skip_in = [output] if resume and _collection_exists(str(repo), output) else []
     butler = prepare_output(str(repo), inputs=inputs, output=output, output_run=output_run)
     run = butler.run
     assert run is not None
-    builder = AllDimensionsQuantumGraphBuilder(
-        pipeline_graph, butler, where=where, output_run=run, skip_existing_in=skip_in
-    )
-    components = builder.finish(
+    components = build_graph(
+        butler,
+        pipeline,
+        labels=labels,
+        where=where,
         output=output,
-        metadata={"data_query": where, "skip_existing_in": skip_in, "skip_existing": False},
-        attach_datastore_records=True,  # the quantum-backed butler (Parsl workers) reads them
+        config_overrides=config_overrides,
+        skip_existing_in=skip_in,
+        attach_datastore_records=options.executor == "parsl",  # the quantum-backed butler reads them
     )
     predicted = components.assemble()
     report = RunReport(output_run=run, output_chain=output, graph_build_s=time.perf_counter() - t0)
@@ -330,6 +312,54 @@ def run_pipeline(
             fix="fix the configuration and run the same command again (finished quanta are kept)",
         )
     return report
+
+
+def build_graph(
+    butler: Butler,
+    pipeline: str | Path,
+    *,
+    labels: Sequence[str],
+    where: str,
+    output: str,
+    config_overrides: dict[str, dict[str, Any]] | None = None,
+    skip_existing_in: Sequence[str] = (),
+    attach_datastore_records: bool = False,
+) -> Any:
+    """Build the predicted quantum graph of the tasks ``labels`` into ``butler.run``.
+
+    Returns the middleware's ``PredictedQuantumGraphComponents`` (``.assemble()`` for the graph,
+    ``.write(path)`` to save it).  ``attach_datastore_records`` is needed only by quantum-backed execution.
+    """
+    pipe = Pipeline.from_uri(str(pipeline))
+    wanted = set()
+    subsets = pipe.subsets if hasattr(pipe, "subsets") else {}
+    for label in labels:
+        if label in subsets:
+            wanted.update(subsets[label])
+        else:
+            wanted.add(label)
+    all_labels = set(pipe.task_labels)
+    unknown = sorted(wanted - all_labels)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown task label(s) {unknown}", where=str(pipeline), fix=f"known labels: {sorted(all_labels)}"
+        )
+    for label in sorted(all_labels - wanted):
+        pipe.removeTask(label)
+    for label, fields in (config_overrides or {}).items():
+        if label in wanted:
+            for key, value in fields.items():
+                pipe.addConfigOverride(label, key, value)
+    pipeline_graph = pipe.to_graph()
+    assert butler.run is not None
+    builder = AllDimensionsQuantumGraphBuilder(
+        pipeline_graph, butler, where=where, output_run=butler.run, skip_existing_in=list(skip_existing_in)
+    )
+    return builder.finish(
+        output=output,
+        metadata={"data_query": where, "skip_existing_in": list(skip_existing_in), "skip_existing": False},
+        attach_datastore_records=attach_datastore_records,
+    )
 
 
 def _collection_exists(repo: str, name: str) -> bool:
