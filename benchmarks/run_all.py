@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = [
+    ["bench_sim.py"],
+    ["bench_sfp.py", "--runs", "3"],
+    ["bench_coadd.py"],
+    ["bench_execution.py"],
+    ["bench_graph.py"],
     ["bench_demo.py", "--preset", "tiny", "--runs", "3"],
     ["bench_demo.py", "--preset", "small", "--runs", "3"],
-    ["bench_coadd.py"],
 ]
 
 
