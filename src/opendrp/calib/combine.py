@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import interpolate
 
 from ..image import Exposure, mask_bit
 from ..instrument.camera import DetectorSpec
@@ -199,6 +198,8 @@ def _block_median_model(image: np.ndarray, good: np.ndarray, block: int) -> np.n
         return np.full_like(image, float(np.median(med)))
     yc = (np.arange(nby) + 0.5) * cy - 0.5
     xc = (np.arange(nbx) + 0.5) * cx - 0.5
+    from scipy import interpolate  # here, not at import (slow to import)
+
     spline = interpolate.RectBivariateSpline(yc, xc, med, kx=1, ky=1)
     return spline(np.arange(ny, dtype=float), np.arange(nx, dtype=float)).astype(np.float32)
 

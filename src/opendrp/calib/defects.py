@@ -98,8 +98,12 @@ def defects_to_mask(defects: Table, shape: tuple[int, int]) -> np.ndarray:
     out = np.zeros(shape, bool)
     if defects is None or len(defects) == 0:
         return out
-    for x0, y0, w, h in zip(defects["x0"], defects["y0"], defects["width"], defects["height"], strict=True):
-        out[max(int(y0), 0) : int(y0) + int(h), max(int(x0), 0) : int(x0) + int(w)] = True
+    x0, y0, w, h = (np.asarray(defects[c], np.int64) for c in ("x0", "y0", "width", "height"))
+    ny, nx = shape
+    single = (w == 1) & (h == 1) & (x0 >= 0) & (y0 >= 0) & (x0 < nx) & (y0 < ny)  # hot pixels: most rows
+    out[y0[single], x0[single]] = True
+    for i in np.flatnonzero(~single):
+        out[max(y0[i], 0) : y0[i] + h[i], max(x0[i], 0) : x0[i] + w[i]] = True
     return out
 
 

@@ -75,13 +75,17 @@ def detect_sources(
         (bool: split from a blend), ``truncated`` (bool: touches a masked pixel or the image edge).
     segmentation : `numpy.ndarray`, only if ``return_segmentation``
     """
-    data = np.ascontiguousarray(image, dtype=np.float32)
-    var = np.ascontiguousarray(np.where(np.isfinite(variance) & (variance > 0), variance, np.inf), np.float32)
-    ignore = ~np.isfinite(data) | ~np.isfinite(var)
+    # few full-size temporaries (memory, time): one copy each of the image and variance, one bool mask
+    var_in = np.asarray(variance)
+    ignore = ~(var_in > 0) | np.isinf(var_in)  # NaN, zero, negative or infinite variance
+    ignore |= ~np.isfinite(image)
     if mask is not None and mask_planes:
         ignore |= (np.asarray(mask) & mask_bit(*mask_planes)) != 0
-    data = np.where(ignore, 0.0, data).astype(np.float32)
-    var = np.where(ignore, np.float32(1e30), var).astype(np.float32)
+    data = np.array(image, dtype=np.float32, copy=True)
+    var = np.array(var_in, dtype=np.float32, copy=True)
+    if ignore.any():
+        data[ignore] = 0.0
+        var[ignore] = np.float32(1e30)
     kernel = gaussian_kernel(kernel_fwhm) if kernel_fwhm else None
     # With a normalized kernel k, the filtered noise is sqrt(sum k**2) times the pixel noise where the
     # variance is locally uniform: thresholding the filtered image at that scaled level is the
@@ -159,8 +163,17 @@ def significance_mask(
     half = max(1, int(np.ceil(2.5 * sigma)))
     k1 = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     k1 /= k1.sum()
-    data = np.where(np.isfinite(image), image, 0.0).astype(np.float32)
+    data = np.asarray(image, dtype=np.float32)
+    if not np.isfinite(data).all():
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     filt = ndimage.correlate1d(data, k1, axis=0, mode="constant")
-    filt = ndimage.correlate1d(filt, k1, axis=1, mode="constant")
-    noise = np.sqrt(np.where(np.isfinite(variance) & (variance > 0), variance, np.inf)) * float(np.sum(k1**2))
-    return filt > threshold * noise
+    del data
+    ndimage.correlate1d(filt, k1, axis=1, mode="constant", output=filt)
+    # filt > threshold * noise, without a square root: filt > 0 and filt**2 > threshold**2 * noise**2
+    out = filt > 0
+    np.square(filt, out=filt)
+    noise2 = np.asarray(variance, dtype=np.float32) * np.float32((threshold * float(np.sum(k1**2))) ** 2)
+    out &= filt > noise2
+    out &= noise2 > 0  # NaN, zero or negative variance: never significant
+    out &= np.isfinite(noise2)
+    return out

@@ -28,6 +28,7 @@ def find_cosmic_rays(
     noise_margin: float = 2.5,
     n_pass: int = 3,
     grow: int = 1,
+    inplace: bool = False,
 ) -> np.ndarray:
     """Pixels hit by cosmic rays.
 
@@ -50,23 +51,37 @@ def find_cosmic_rays(
         Passes; each examines the image with the previous passes' cosmic rays replaced by their neighbours.
     grow : `int`
         The cosmic-ray mask is grown by this many pixels.
+    inplace : `bool`
+        Work on ``image`` itself (no full-size copy): the cosmic-ray pixels found (not the grown ones) are
+        left interpolated along rows.
 
     Returns
     -------
     cr : `numpy.ndarray` [bool]
     """
-    img = np.array(image, dtype=np.float32, copy=True)
+    img = image if inplace else np.array(image, dtype=np.float32, copy=True)
     ny, nx = img.shape
-    sig = np.sqrt(np.maximum(np.where(np.isfinite(variance), variance, 0.0), 0.0)).astype(np.float32)
     sigma_psf = max(float(min_fwhm), 0.5) / 2.3548
     cr = np.zeros(img.shape, bool)
-    excluded = np.zeros(img.shape, bool) if bad is None else np.asarray(bad, bool)
+    # candidates: one full-image comparison against the smallest noise, then the exact test on those few
+    var_min = float(np.nanmin(variance))
+    floor = n_sigma * np.sqrt(var_min) if np.isfinite(var_min) and var_min > 0 else 0.0
+    yy, xx = np.nonzero(img > np.float32(floor))
+    var_c = np.asarray(variance)[yy, xx]
+    keep = np.isfinite(var_c) & (img[yy, xx] > n_sigma * np.sqrt(np.maximum(var_c, 0.0)))
+    if bad is not None:
+        keep &= ~np.asarray(bad, bool)[yy, xx]
+    yy, xx = yy[keep], xx[keep]
+    var_all = np.asarray(variance)
+
+    def sig_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        v = var_all[y, x]
+        return np.sqrt(np.where(np.isfinite(v) & (v > 0), v, 0.0))
+
     for _ in range(n_pass):
-        cand = (img > n_sigma * sig) & ~excluded & ~cr
-        yy, xx = np.nonzero(cand)
         if yy.size == 0:
             break
-        v = img[yy, xx] - noise_margin * sig[yy, xx]
+        v = img[yy, xx] - noise_margin * sig_at(yy, xx)
         hit = np.zeros(yy.size, bool)
         for dy, dx in _DIRECTIONS:
             ratio = np.exp(0.5 * (dx * dx + dy * dy) / sigma_psf**2)  # PSF(0) / PSF(d)
@@ -74,16 +89,18 @@ def find_cosmic_rays(
             ya, xa = np.clip(yy + dy, 0, ny - 1), np.clip(xx + dx, 0, nx - 1)
             yb, xb = np.clip(yy - dy, 0, ny - 1), np.clip(xx - dx, 0, nx - 1)
             a, b = img[ya, xa], img[yb, xb]
-            s = 0.5 * np.sqrt(sig[ya, xa] ** 2 + sig[yb, xb] ** 2)
+            s = 0.5 * np.sqrt(sig_at(ya, xa) ** 2 + sig_at(yb, xb) ** 2)
             hit |= v > ratio * (0.5 * (a + b) + noise_margin * s)
         if not hit.any():
             break
-        new = np.zeros(img.shape, bool)
-        new[yy[hit], xx[hit]] = True
-        cr |= new
+        cr[yy[hit], xx[hit]] = True
+        # the next pass sees the cosmic rays found so far replaced by their neighbours
         img = interpolate_rows(img, cr, inplace=True)
+        yy, xx = yy[~hit], xx[~hit]
     if grow > 0 and cr.any():
-        cr = grow_mask(cr, grow) & ~excluded
+        cr = grow_mask(cr, grow)
+        if bad is not None:
+            cr &= ~np.asarray(bad, bool)
     return cr
 
 

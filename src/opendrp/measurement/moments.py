@@ -28,6 +28,28 @@ class AdaptiveMoments:
     n_iter: int
 
 
+def _weight(
+    gx: np.ndarray,
+    gy: np.ndarray,
+    xc: np.ndarray,
+    yc: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    ic: np.ndarray,
+) -> np.ndarray:
+    """Elliptical Gaussian weights ``exp(-r2 / 2)`` on the stamps, ``r2 = ia dx^2 + 2 ib dx dy + ic dy^2``.
+
+    The terms in x alone and y alone are computed on a row / column and broadcast: three passes over the
+    ``(n, size, size)`` stamps before the exponential.
+    """
+    dx = gx - xc[:, None, None]  # (n, 1, size)
+    dy = gy - yc[:, None, None]  # (n, size, 1)
+    r2 = (ia[:, None, None] * dx * dx) + (ic[:, None, None] * dy * dy)
+    r2 += (2.0 * ib[:, None, None] * dy) * dx
+    r2 *= -0.5
+    return np.exp(r2, out=r2)
+
+
 def moments_to_ellipse(
     ixx: np.ndarray, iyy: np.ndarray, ixy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,20 +129,23 @@ def adaptive_moments(
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        dx = gx - xc[idx, None, None]
-        dy = gy - yc[idx, None, None]
         det = cxx[idx] * cyy[idx] - cxy[idx] ** 2
         ia, ib, ic = cyy[idx] / det, -cxy[idx] / det, cxx[idx] / det
-        r2 = ia[:, None, None] * dx * dx + 2 * ib[:, None, None] * dx * dy + ic[:, None, None] * dy * dy
-        wi = np.exp(-0.5 * r2) * img[idx]
-        s0 = wi.sum(axis=(1, 2))
+        wi = _weight(gx, gy, xc[idx], yc[idx], ia, ib, ic)
+        wi *= img[idx]
+        # raw moments about the stamp centre from the row and column sums (few passes over the stamps),
+        # then about the current centre (second moments are shift-invariant)
+        col = wi.sum(axis=1)  # (n, size): summed over y
+        row = wi.sum(axis=2)  # (n, size): summed over x
+        s0 = col.sum(axis=1)
         bad = ~(s0 > 0)
         s0 = np.where(bad, 1.0, s0)
-        mx = (wi * dx).sum(axis=(1, 2)) / s0
-        my = (wi * dy).sum(axis=(1, 2)) / s0
-        qxx = (wi * dx * dx).sum(axis=(1, 2)) / s0 - mx * mx
-        qyy = (wi * dy * dy).sum(axis=(1, 2)) / s0 - my * my
-        qxy = (wi * dx * dy).sum(axis=(1, 2)) / s0 - mx * my
+        offs = gx[0, 0]
+        sx, sy = col @ offs / s0, row @ offs / s0
+        mx, my = sx - xc[idx], sy - yc[idx]
+        qxx = col @ (offs * offs) / s0 - sx * sx
+        qyy = row @ (offs * offs) / s0 - sy * sy
+        qxy = (wi @ offs) @ offs / s0 - sx * sy
         # new weight: inverse(Q^-1 - C^-1); fall back to 2 Q when Q is not smaller than C
         qdet = qxx * qyy - qxy**2
         ok_q = (qdet > 0) & (qxx > 0) & ~bad
@@ -171,24 +196,21 @@ def adaptive_moments(
     # final weight: Gaussian flux and errors
     xc = np.where(flag & (np.hypot(xc - x_start, yc - y_start) > max_shift), x_start, xc)
     yc = np.where(flag & (np.hypot(xc - x_start, yc - y_start) > max_shift), y_start, yc)
-    dx = gx - xc[:, None, None]
-    dy = gy - yc[:, None, None]
     det = cxx * cyy - cxy**2
-    ia, ib, ic = cyy / det, -cxy / det, cxx / det
-    w = np.exp(
-        -0.5 * (ia[:, None, None] * dx * dx + 2 * ib[:, None, None] * dx * dy + ic[:, None, None] * dy * dy)
-    )
-    w = np.where(valid, w, 0.0)
+    w = _weight(gx, gy, xc, yc, cyy / det, -cxy / det, cxx / det)
+    w *= valid
     s0 = (w * img).sum(axis=(1, 2))
     flux = 2.0 * s0
     if variance is not None:
-        v = np.where(valid, variance, 0.0)
-        w2v = w * w * v
+        w2v = w * w
+        w2v *= np.where(valid, variance, 0.0)
         flux_err = 2.0 * np.sqrt(w2v.sum(axis=(1, 2)))
         denom = np.where(s0 > 0, s0, np.nan)
+        dx2 = (gx[0, 0][None, :] - xc[:, None]) ** 2
+        dy2 = (gy[0, :, 0][None, :] - yc[:, None]) ** 2
         # windowed-centroid error (SExtractor's ERRX2WIN, whose factor 4 holds for a matched window)
-        x_err = 2.0 * np.sqrt((w2v * dx * dx).sum(axis=(1, 2))) / denom
-        y_err = 2.0 * np.sqrt((w2v * dy * dy).sum(axis=(1, 2))) / denom
+        x_err = 2.0 * np.sqrt((w2v.sum(axis=1) * dx2).sum(axis=1)) / denom
+        y_err = 2.0 * np.sqrt((w2v.sum(axis=2) * dy2).sum(axis=1)) / denom
     else:
         flux_err = x_err = y_err = np.full(n, np.nan)
     flag |= ~(s0 > 0)

@@ -199,7 +199,9 @@ def calibrate_exposure(
     n_cr = 0
     cr = None
     if cfg.do_cosmic_rays:
-        cr = find_cosmic_rays(sub, variance, bad=unusable, min_fwhm=cfg.cr_min_fwhm, n_sigma=cfg.cr_threshold)
+        cr = find_cosmic_rays(
+            sub, variance, bad=unusable, min_fwhm=cfg.cr_min_fwhm, n_sigma=cfg.cr_threshold, inplace=True
+        )
         n_cr = int(cr.sum())
         if n_cr:
             repair_cosmic_rays(sub, variance, cr, inplace=True)
