@@ -71,7 +71,26 @@ def test_bleed_conserves_charge() -> None:
     bleed_columns(image, 1.0e5)
     assert image.max() <= 1.0e5
     assert image.sum() == pytest.approx(before, rel=1e-9)
-    assert (image[:, 1] == 1.0e5).sum() == 10  # 1e6 + 10 e- of the pixel -> 10 full pixels + a remainder
+    # 9e5 e- of excess flow 4.5e5 up and 4.5e5 down, filling pixels of 10 e- (room 99,990 each):
+    # 4 full pixels on each side, then a remainder of 4.5e5 - 4 * 99,990 + 10 e- at rows 45 and 55
+    assert np.flatnonzero(image[:, 1] == 1.0e5).tolist() == list(range(46, 55))
+    assert image[45, 1] == pytest.approx(50050.0) and image[55, 1] == pytest.approx(50050.0)
+    records: list[tuple[int, int, int]] = []
+    image = np.full((100, 3), 10.0)
+    image[50, 1] = 1.0e6
+    image[56, 1] = 3.0e5  # a second run that the first one's spreading reaches: they merge
+    image[2, 1] = 5.0e5  # near the edge: charge flows off the CCD
+    before = image.sum()
+    bleed_columns(image, 1.0e5, records)
+    assert image.max() <= 1.0e5
+    # the edge run (5e5 + 10 e-): 2e5 down fill rows 1 and 0 and 20 e- leave the CCD; 2e5 up fill 3, 4
+    assert records[0] == (1, 0, 4) and image[5, 1] == pytest.approx(30.0)
+    assert image.sum() == pytest.approx(before - 20.0, abs=1e-6)
+    # the two runs near row 50 make one trail, with a remainder pixel at each end
+    assert len(records) == 2
+    _, y0, y1 = records[1]
+    assert y0 < 50 and y1 > 56 and np.all(image[y0 : y1 + 1, 1] == 1.0e5)
+    assert 10.0 < image[y0 - 1, 1] < 1.0e5 and 10.0 < image[y1 + 1, 1] < 1.0e5
     assert np.all(image[:, [0, 2]] == 10.0)
 
 

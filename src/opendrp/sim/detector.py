@@ -159,36 +159,50 @@ def bleed_columns(
 ) -> int:
     """Spread the charge above full well up and down the columns (in place); returns columns bled.
 
-    Each run of over-full pixels in a column is replaced by a run of full-well pixels long enough to hold
-    the run's total charge, centred on it (charge is conserved up to the CCD edges).  If ``records`` is
-    given, ``(x, y0, y1)`` of every full-well run (rows ``y0..y1`` inclusive) is appended.
+    Each run of over-full pixels in a column is set to full well and its excess charge flows half up and
+    half down the column, filling the pixels it meets to full well (a pixel keeps its own charge and takes
+    what it has room for) until it is spent; the last pixel reached on each side keeps a partial remainder.
+    Charge is conserved exactly except what flows past the CCD's first or last row.  Runs that meet merge.
+    If ``records`` is given, ``(x, y0, y1)`` of every resulting full-well run (rows ``y0..y1`` inclusive)
+    is appended; the remainders sit in rows ``y0 - 1`` and ``y1 + 1``.
     """
     ny = electrons.shape[0]
-    over = electrons > full_well
-    cols = np.flatnonzero(over.any(axis=0))
+    fw = electrons.dtype.type(full_well)
+    cols = np.flatnonzero((electrons > fw).any(axis=0))
     for x in cols:
-        col = electrons[:, x]
-        rows = np.flatnonzero(over[:, x])
-        # split into contiguous runs
-        breaks = np.flatnonzero(np.diff(rows) > 1)
-        for run in np.split(rows, breaks + 1):
-            lo, hi = int(run[0]), int(run[-1]) + 1
-            total = float(col[lo:hi].sum())
-            n_full = int(total // full_well)
-            rest = total - n_full * full_well
-            start = (lo + hi) // 2 - n_full // 2
-            a, b = max(start, 0), min(start + n_full, ny)
-            # charge already in the pixels the trail overwrites joins the remainder
-            rest += float(col[a:b].sum()) - float(col[max(lo, a) : min(hi, b)].sum())
-            col[a:b] = full_well
-            if records is not None and b > a:
-                records.append((int(x), int(a), int(b - 1)))
-            # the remainder goes to the pixels just outside the full run
-            if rest > 0:
-                half = rest / 2.0
-                for edge in (a - 1, b):
-                    if 0 <= edge < ny:
-                        col[edge] = min(full_well, col[edge] + half)
+        col = electrons[:, x].astype(np.float64)
+        while True:
+            rows = np.flatnonzero(col > fw)
+            if rows.size == 0:
+                break
+            # the first contiguous run
+            breaks = np.flatnonzero(np.diff(rows) > 1)
+            lo = int(rows[0])
+            hi = int(rows[breaks[0]] if breaks.size else rows[-1]) + 1
+            excess = float(col[lo:hi].sum()) - (hi - lo) * float(fw)
+            col[lo:hi] = fw
+            for seq, share in ((np.arange(lo - 1, -1, -1), 0.5 * excess), (np.arange(hi, ny), 0.5 * excess)):
+                if seq.size == 0:
+                    continue  # flows off the CCD
+                room = np.maximum(float(fw) - col[seq], 0.0)
+                filled = np.cumsum(room)
+                k = int(np.searchsorted(filled, share))
+                if k >= seq.size:  # reaches the CCD edge: the rest is lost
+                    col[seq] += room
+                    continue
+                col[seq[:k]] += room[:k]
+                col[seq[k]] += share - (filled[k - 1] if k else 0.0)
+        # pixels the spreading fills land on full well up to rounding: make the runs exact
+        full = col >= float(fw) - 1e-6 * float(fw)
+        col[full] = np.maximum(col[full], float(fw))
+        electrons[:, x] = col
+        if records is not None:
+            idx = np.flatnonzero(electrons[:, x] >= fw)
+            if idx.size:
+                br = np.flatnonzero(np.diff(idx) > 1)
+                starts = np.concatenate([[idx[0]], idx[br + 1]])
+                ends = np.concatenate([idx[br], [idx[-1]]])
+                records += [(int(x), int(s), int(e)) for s, e in zip(starts, ends)]
     return int(cols.size)
 
 

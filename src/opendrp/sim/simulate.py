@@ -59,7 +59,16 @@ from .render import render_sources
 from .survey import ExposurePlan, plan_exposures, sky_footprint, visits_table
 from .truth_tables import artifact_tables
 
-__all__ = ["SimResult", "UnitResult", "build_camera", "raw_filename", "simulate", "simulate_unit"]
+__all__ = [
+    "ExpectedImage",
+    "SimResult",
+    "UnitResult",
+    "build_camera",
+    "expected_electrons",
+    "raw_filename",
+    "simulate",
+    "simulate_unit",
+]
 
 
 @dataclasses.dataclass
@@ -215,6 +224,113 @@ def _trail(camera: Camera, config: SimConfig, det: DetectorSpec, exposure: Expos
     )
 
 
+@dataclasses.dataclass
+class ExpectedImage:
+    """The noiseless expected charge of one (exposure, detector) unit and what was drawn into it.
+
+    Attributes
+    ----------
+    electrons : `numpy.ndarray`
+        ``(ny, nx)`` expected electrons per pixel (assembled frame), before Poisson noise, cosmic rays,
+        bleeding and read-out.
+    n_stars, n_galaxies : `int`
+        Sources drawn (science exposures).
+    ghosts : `list` [`tuple`]
+        ``(source_id, x, y, radius, electrons)`` of the ghosts drawn (see `opendrp.sim.optics.draw_ghosts`).
+    """
+
+    electrons: np.ndarray
+    n_stars: int = 0
+    n_galaxies: int = 0
+    ghosts: list[tuple[int, float, float, float, float]] = dataclasses.field(default_factory=list)
+
+
+def expected_electrons(
+    camera: Camera,
+    config: SimConfig,
+    exposure: ExposurePlan,
+    detector: int,
+    truth: TruthCatalog | None,
+    blind: BlindInsertions | None = None,
+    *,
+    artifacts: bool = True,
+) -> ExpectedImage:
+    """The noiseless model of one exposure on one detector: expected electrons per pixel.
+
+    This is exactly what `simulate_unit` draws its Poisson noise from: sources (``truth`` followed by the
+    blind insertions ``blind``), sky, satellite trail and ghosts, times the cloud transmission and the flat
+    response, plus dark current.  With ``artifacts=False`` the artefacts listed in the truth tables are left
+    out (satellite trail, ghosts, dead columns, dust rings, hot pixels), giving the clean model a residual
+    test compares the raw against; cosmic rays and bleed trails are never in it (they come after the noise).
+
+    Parameters
+    ----------
+    camera, config, exposure, detector
+        The simulation and the unit.
+    truth : `TruthCatalog` or `None`
+        Sources drawn (science exposures): the true sources followed by the blind insertions, if any.
+    blind : `BlindInsertions`, optional
+        The blind insertions at the end of ``truth`` (their fluxes vary per exposure).
+    artifacts : `bool`
+        Include the artefacts drawn before the noise.
+
+    Returns
+    -------
+    expected : `ExpectedImage`
+    """
+    det = camera.detector(detector)
+    kind = exposure.observation_type
+    out = ExpectedImage(np.zeros((det.ny, det.nx), np.float32))
+    if kind == "bias":
+        return out
+    ins = config.instrument
+    if artifacts:
+        flat = _flat(camera, config, detector, exposure.band_index)
+        dark = _dark_rate(config, det)
+    else:
+        clean = dataclasses.replace(ins, n_bad_columns=0, n_dust_rings=0)
+        flat = flat_response(
+            camera, det, exposure.band_index, clean, config.psf.field_radius_deg, config.seed
+        )
+        dark = None if ins.dark_current <= 0.0 else np.full((det.ny, det.nx), ins.dark_current, np.float32)
+    expected: np.ndarray
+    if kind == "dark":
+        expected = out.electrons
+    elif kind == "flat":
+        expected = flat * np.float32(config.calibration.flat_level_electrons)
+    else:
+        assert truth is not None
+        scale = None
+        if blind is not None and len(blind):
+            scale = np.ones(len(truth))
+            scale[len(truth) - len(blind) :] = blind.flux_scale(exposure)
+        sources, stats = render_sources(
+            camera,
+            detector,
+            exposure,
+            truth,
+            oversampling=config.psf.oversampling,
+            galaxy_config=config.galaxies,
+            flux_scale=scale,
+        )
+        out.n_stars, out.n_galaxies = stats.n_stars, stats.n_galaxies
+        if artifacts:
+            out.ghosts = draw_ghosts(sources, camera, detector, exposure, truth, config.optics)
+        sources += exposure.sky_electrons
+        trail = _trail(camera, config, det, exposure) if artifacts else None
+        if trail is not None:
+            sources += trail
+        clouds = cloud_factor(camera, detector, exposure)
+        if clouds is not None:
+            sources *= clouds
+        sources *= flat
+        expected = sources
+    if dark is not None:
+        expected = expected + dark * np.float32(exposure.exposure_time)
+    out.electrons = expected
+    return out
+
+
 def simulate_unit(
     camera: Camera,
     config: SimConfig,
@@ -227,7 +343,8 @@ def simulate_unit(
     """Simulate and write the raw file of one exposure on one detector.
 
     ``truth`` is what is drawn: the true sources followed by the blind insertions ``blind`` (if any),
-    whose fluxes vary per exposure (`BlindInsertions.flux_scale`).
+    whose fluxes vary per exposure (`BlindInsertions.flux_scale`).  The noiseless model is
+    `expected_electrons`; then Poisson noise, cosmic rays, bleeding and the read-out (`to_raw_adu`).
 
     Returns
     -------
@@ -244,43 +361,10 @@ def simulate_unit(
     if kind == "bias":
         electrons = np.zeros((det.ny, det.nx), np.float32)
     else:
-        expected: np.ndarray
-        if kind == "dark":
-            expected = np.zeros((det.ny, det.nx), np.float32)
-        elif kind == "flat":
-            flat = _flat(camera, config, detector, exposure.band_index)
-            expected = flat * np.float32(config.calibration.flat_level_electrons)
-        else:
-            assert truth is not None
-            flat = _flat(camera, config, detector, exposure.band_index)
-            scale = None
-            if blind is not None and len(blind):
-                scale = np.ones(len(truth))
-                scale[len(truth) - len(blind) :] = blind.flux_scale(exposure)
-            sources, stats = render_sources(
-                camera,
-                detector,
-                exposure,
-                truth,
-                oversampling=config.psf.oversampling,
-                galaxy_config=config.galaxies,
-                flux_scale=scale,
-            )
-            result.n_stars, result.n_galaxies = stats.n_stars, stats.n_galaxies
-            result.ghosts = draw_ghosts(sources, camera, detector, exposure, truth, config.optics)
-            sources += exposure.sky_electrons
-            trail = _trail(camera, config, det, exposure)
-            if trail is not None:
-                sources += trail
-            clouds = cloud_factor(camera, detector, exposure)
-            if clouds is not None:
-                sources *= clouds
-            sources *= flat
-            expected = sources
-        dark = _dark_rate(config, det)
-        if dark is not None:
-            expected = expected + dark * np.float32(exposure.exposure_time)
-        electrons = photon_noise(expected, rng)
+        model = expected_electrons(camera, config, exposure, detector, truth, blind)
+        result.n_stars, result.n_galaxies, result.ghosts = model.n_stars, model.n_galaxies, model.ghosts
+        electrons = photon_noise(model.electrons, rng)
+        del model
         ins = config.instrument
         if ins.cosmic_ray_rate > 0.0 and exposure.exposure_time > 0.0:
             result.n_cosmic_rays = add_cosmic_rays(
