@@ -38,11 +38,10 @@ def cloud_factor(camera: Camera, detector: int, exposure: ExposurePlan) -> np.nd
     fx0, fy0 = det.pixel_to_focal_plane(np.array([0.0]), np.array([0.0]), camera.pixel_size_mm)
     fxx, fyx = det.pixel_to_focal_plane(np.array([1.0]), np.array([0.0]), camera.pixel_size_mm)
     fxy, fyy = det.pixel_to_focal_plane(np.array([0.0]), np.array([1.0]), camera.pixel_size_mm)
-    # the focal-plane position is affine in (x, y)
-    row = (gx * (fxx[0] - fx0[0]) + gy * (fyx[0] - fy0[0])) * xs
-    col = (gx * (fxy[0] - fx0[0]) + gy * (fyy[0] - fy0[0])) * ys
-    dm = (gx * fx0[0] + gy * fy0[0] + row[None, :] + col[:, None]) / mm_per_deg
-    return (10.0 ** (-0.4 * dm)).astype(np.float32)
+    # the focal-plane position is affine in (x, y): the transmission is separable, an outer product
+    row = (gx * fx0[0] + gy * fy0[0] + (gx * (fxx[0] - fx0[0]) + gy * (fyx[0] - fy0[0])) * xs) / mm_per_deg
+    col = (gx * (fxy[0] - fx0[0]) + gy * (fyy[0] - fy0[0])) * ys / mm_per_deg
+    return np.outer((10.0 ** (-0.4 * col)).astype(np.float32), (10.0 ** (-0.4 * row)).astype(np.float32))
 
 
 def draw_ghosts(
