@@ -213,7 +213,7 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
     "--steps",
     default="calibs,drp",
     show_default=True,
-    help="Comma-separated steps: calibs (bias, flat), drp.",
+    help="Comma-separated steps: calibs (bias, dark, flat, defects), drp.",
 )
 @click.option("--output", help="Output collection (default: {instrument}/runs/drp).")
 @click.option("--where", default="", help="Extra data query for the drp step, e.g. \"band IN ('g','r')\".")
