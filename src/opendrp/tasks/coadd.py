@@ -66,6 +66,11 @@ def merge_detector_warps(warps: list[Exposure], target_wcs: WCS, metadata: dict[
     return out
 
 
+def _patch_of(sky_map: RingsSkyMap, data_id: Any) -> PatchInfo:
+    """The patch a quantum's data ID names."""
+    return sky_map.tract(int(data_id["tract"])).patch(int(data_id["patch"]))
+
+
 class MakeWarpConnections(
     pipe_base.PipelineTaskConnections, dimensions=("instrument", "visit", "skymap", "tract", "patch")
 ):
@@ -110,8 +115,7 @@ class MakeWarpTask(pipe_base.PipelineTask):
     def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
         inputs = butlerQC.get(inputRefs)
         data_id = butlerQC.quantum.dataId
-        skymap: RingsSkyMap = inputs["sky_map"]
-        patch = skymap.tract(int(data_id["tract"])).patch(int(data_id["patch"]))
+        patch = _patch_of(inputs["sky_map"], data_id)
         with translate_errors():
             outputs = self.run(
                 calexps=[h.get() for h in inputs["calexps"]],
@@ -178,8 +182,7 @@ class AssembleCoaddTask(pipe_base.PipelineTask):
     def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
         inputs = butlerQC.get(inputRefs)
         data_id = butlerQC.quantum.dataId
-        skymap: RingsSkyMap = inputs["sky_map"]
-        patch = skymap.tract(int(data_id["tract"])).patch(int(data_id["patch"]))
+        patch = _patch_of(inputs["sky_map"], data_id)
         with translate_errors():
             # warps are read on access, one at a time (twice with clipping)
             outputs = self.run(warps=LazyWarps(inputs["warps"]), patch=patch, band=str(data_id["band"]))
