@@ -105,3 +105,19 @@ def test_interpolate_rows_matches_np_interp():
         good = ~bad[r]
         expected = np.interp(np.arange(img.shape[1]), np.flatnonzero(good), img[r, good])
         np.testing.assert_allclose(out[r], expected, atol=1e-12)
+
+
+def test_saturation_within_read_noise_of_the_level_and_suspect(det):
+    # amp A: gain 2, read noise 3 e- (1.5 ADU), overscan level 1000 + 0.05 y ADU, saturation 60000 ADU
+    truth = _truth(det)
+    level = 1000.0 + 0.05 * 10
+    truth[10, 5] = (60000.0 - 3.0 - level) * 2.0  # 2 read-noise sigmas below the level: a full-well pixel
+    truth[10, 20] = (0.95 * 60000.0 - level) * 2.0  # beyond the linear range, not saturated
+    raw = make_raw(det, truth)
+    suspect = np.zeros(det.shape, bool)
+    _, sat = assemble_ccd(raw, det, saturation_grow=0, suspect_fraction=0.9, suspect_out=suspect)
+    assert sat[10, 5] and sat.sum() == 1
+    assert suspect[10, 20] and suspect.sum() == 1
+    exp = run_isr(raw, det)
+    assert exp.mask[10, 20] & mask_bit("SUSPECT") and not exp.mask[10, 20] & mask_bit("SAT")
+    assert exp.mask[10, 5] & mask_bit("SAT")

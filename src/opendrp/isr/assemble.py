@@ -66,6 +66,9 @@ def assemble_ccd(
     do_overscan: bool = True,
     overscan_smooth_rows: int = 1,
     saturation_grow: int = 1,
+    saturation_margin: float = 5.0,
+    suspect_fraction: float | None = None,
+    suspect_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Overscan-correct, gain-correct and assemble the amplifiers of a raw CCD read-out.
 
@@ -80,7 +83,16 @@ def assemble_ccd(
     overscan_smooth_rows : `int`
         Median-filter length (rows) of the overscan levels; 1 keeps per-row levels.
     saturation_grow : `int`
-        Saturated pixels (raw ADU >= the amplifier saturation) are grown by this many pixels.
+        Saturated pixels are grown by this many pixels.
+    saturation_margin : `float`
+        A pixel is saturated when its raw value is within this many read-noise standard deviations of the
+        amplifier's saturation level (ADU): a pixel at full well reads the saturation level plus read noise,
+        so half of them would otherwise fall just below it.
+    suspect_fraction : `float`, optional
+        With ``suspect_out``: unsaturated pixels whose raw value reaches this fraction of the saturation level
+        (beyond the linear range) are set in ``suspect_out``.
+    suspect_out : `numpy.ndarray` [bool], shape ``detector.shape``, optional
+        Receives the suspect pixels.
 
     Returns
     -------
@@ -96,10 +108,14 @@ def assemble_ccd(
     saturated = np.zeros(detector.shape, dtype=bool)
     for amp in detector.amplifiers:
         data = _amp_data(pixels, amp, do_overscan=do_overscan, smooth_rows=overscan_smooth_rows)
-        sat = np.asarray(pixels[amp.raw_data_slice()]) >= amp.saturation
+        raw_amp = np.asarray(pixels[amp.raw_data_slice()])
+        sat = raw_amp >= amp.saturation - saturation_margin * amp.read_noise / amp.gain
+        sl = amp.assembled_slice()
+        if suspect_out is not None and suspect_fraction is not None:
+            sus = (raw_amp >= suspect_fraction * amp.saturation) & ~sat
+            suspect_out[sl] = sus[:, ::-1] if amp.flip_x else sus
         if amp.flip_x:
             sat = sat[:, ::-1]
-        sl = amp.assembled_slice()
         image[sl] = data * np.float32(amp.gain)
         saturated[sl] = sat
     if saturation_grow > 0 and saturated.any():

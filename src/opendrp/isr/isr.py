@@ -18,6 +18,7 @@ __all__ = ["raw_metadata", "read_noise_image", "run_isr"]
 _BAD = mask_bit("BAD")
 _SAT = mask_bit("SAT")
 _INTRP = mask_bit("INTRP")
+_SUSPECT = mask_bit("SUSPECT")
 
 
 def read_noise_image(detector: DetectorSpec) -> np.ndarray:
@@ -55,6 +56,8 @@ def run_isr(
     do_interpolate: bool = True,
     overscan_smooth_rows: int = 1,
     saturation_grow: int = 1,
+    saturation_margin: float = 5.0,
+    suspect_fraction: float | None = 0.9,
     min_flat: float = 0.05,
 ) -> Exposure:
     """Remove the instrument signature of one CCD read-out.
@@ -87,26 +90,38 @@ def run_isr(
         Median-filter length (rows) of the per-row overscan levels.
     saturation_grow : `int`
         Growth (pixels) of the saturation mask.
+    saturation_margin : `float`
+        Raw values within this many read-noise sigmas of the saturation level are saturated (``SAT``).
+    suspect_fraction : `float` or `None`
+        Unsaturated raw values at or above this fraction of the saturation level are ``SUSPECT`` (beyond the
+        linear range); `None` for no suspect mask.
     min_flat : `float`
         Flat values below this are treated as defects (``BAD``).
 
     Returns
     -------
     exposure : `opendrp.image.Exposure`
-        Image in electrons, mask (``SAT``, ``BAD``, ``INTRP``), variance in electrons**2; metadata copied
-        from the raw header (including ``EXPTIME`` in s) with ``BUNIT = "electron"``.
+        Image in electrons, mask (``SAT``, ``SUSPECT``, ``BAD``, ``INTRP``), variance in electrons**2;
+        metadata copied from the raw header (including ``EXPTIME`` in s) with ``BUNIT = "electron"``.
     """
     for calib, name in ((bias, "bias"), (dark, "dark"), (flat, "flat")):
         _check_calib(calib, detector, name)
+    suspect = np.zeros(detector.shape, bool) if suspect_fraction is not None else None
     image, saturated = assemble_ccd(
         raw,
         detector,
         do_overscan=do_overscan,
         overscan_smooth_rows=overscan_smooth_rows,
         saturation_grow=saturation_grow,
+        saturation_margin=saturation_margin,
+        suspect_fraction=suspect_fraction,
+        suspect_out=suspect,
     )
     meta = raw_metadata(raw)
     mask = np.where(saturated, np.int32(_SAT), np.int32(0))
+    if suspect is not None:
+        mask[suspect & ~saturated] |= np.int32(_SUSPECT)
+    del suspect
     if bias is not None:
         image -= bias.image.astype(np.float32, copy=False)
         mask |= bias.mask & _BAD

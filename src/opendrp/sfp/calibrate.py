@@ -22,6 +22,7 @@ from ..errors import AlgorithmError, ConfigurationError
 from ..image import Exposure, PhotoCalib, mask_bit
 from ..isr import find_cosmic_rays, grow_mask, repair_cosmic_rays
 from ..measurement import aperture_column, measure_sources, psf_fwhm, psf_sigma
+from ..measurement.apcorr import apply_aperture_corrections, fit_aperture_corrections
 from ..photometry import fit_zero_point
 from ..psf.fit import fit_psf, min_stars_for_degree
 from .star_selection import select_psf_stars
@@ -47,6 +48,9 @@ class CalibrateConfig:
     """FWHM (pixels) of the sharpest PSF the data can have: anything sharper is a cosmic ray."""
     cr_threshold: float = 6.0
     """Only pixels above this significance (sigma) can be cosmic rays."""
+    cr_psf_fwhm_fraction: float = 0.7
+    """Second cosmic-ray pass once the PSF is known: pixels sharper than a PSF of this fraction of the model's
+    FWHM (when larger than ``cr_min_fwhm``) are cosmic rays too (finds them on bright objects); 0: no pass."""
     detection_threshold: float = 5.0
     """Detection threshold (standard deviations of the PSF-filtered image)."""
     detection_min_area: int = 5
@@ -57,6 +61,10 @@ class CalibrateConfig:
     """Radii (pixels) of the ``apNNFlux`` circular apertures."""
     calib_radius: float = 12.0
     """Radius (pixels) of the aperture copied to ``calibFlux``."""
+    do_aperture_correction: bool = True
+    """Scale psfFlux, gaussianFlux and kronFlux to calibFlux with corrections fitted on the PSF stars."""
+    aperture_correction_degree: int = 2
+    """Polynomial degree in the CCD position of the aperture corrections (lowered when stars are few)."""
     psf_size: int = 25
     """PSF model stamp size (pixels, odd)."""
     psf_degree: int = 2
@@ -96,6 +104,8 @@ class CalibrateConfig:
             ("psf_degree", 0 <= self.psf_degree <= 4, "must be in [0, 4]"),
             ("astrometry_order", 1 <= self.astrometry_order <= 5, "must be in [1, 5]"),
             ("calib_radius", self.calib_radius > 0, "must be > 0"),
+            ("cr_psf_fwhm_fraction", 0 <= self.cr_psf_fwhm_fraction < 1, "must be in [0, 1)"),
+            ("aperture_correction_degree", 0 <= self.aperture_correction_degree <= 4, "must be in [0, 4]"),
             ("aperture_radii", len(self.aperture_radii) > 0 and min(self.aperture_radii) > 0, "must be > 0"),
             ("match_radius_arcsec", self.match_radius_arcsec > 0, "must be > 0"),
         ]
@@ -220,8 +230,13 @@ def calibrate_exposure(
     del detected
     bkg_image = background.evaluate()
     sub -= bkg_image
+    # ISR interpolated the defects and the cosmic rays were repaired: detection sees those pixels (a star on
+    # a bad column stays one detection instead of two halves); only pixels without data are ignored
     det_kw = dict(
-        min_area=cfg.detection_min_area, kernel_fwhm=cfg.detection_kernel_fwhm, return_segmentation=True
+        min_area=cfg.detection_min_area,
+        kernel_fwhm=cfg.detection_kernel_fwhm,
+        return_segmentation=True,
+        mask_planes=("NO_DATA",),
     )
     det, seg = detect_sources(sub, variance, mask, threshold=cfg.detection_threshold, **det_kw)  # type: ignore[arg-type,misc]
     if len(det) == 0:
@@ -281,6 +296,20 @@ def calibrate_exposure(
         segment_ids=seg_ids[bright][stars],
     )
     psf = psf_fit.psf
+    fwhm_c = psf_fwhm(psf, 0.5 * (nx - 1), 0.5 * (ny - 1))
+    # ---- second cosmic-ray pass with the seeing known (more sensitive on top of stars, galaxies and trails)
+    min_fwhm2 = cfg.cr_psf_fwhm_fraction * fwhm_c
+    if cfg.do_cosmic_rays and np.isfinite(min_fwhm2) and min_fwhm2 > cfg.cr_min_fwhm:
+        known = unusable | ((mask & mask_bit("CR")) != 0)
+        cr2 = find_cosmic_rays(
+            sub, variance, bad=known, min_fwhm=min_fwhm2, n_sigma=cfg.cr_threshold, inplace=True
+        )
+        n_cr2 = int(cr2.sum())
+        if n_cr2:
+            repair_cosmic_rays(sub, variance, cr2, inplace=True)
+            mask[cr2] |= mask_bit("CR", "INTRP")
+            n_cr += n_cr2
+        del cr2, known
 
     cpu["psf"], clock = time.process_time() - clock, time.process_time()
     # ---- measurement of all detections with the PSF
@@ -299,6 +328,13 @@ def calibrate_exposure(
     )
     psf_used = np.zeros(len(src), bool)
     psf_used[bright[np.flatnonzero(stars)[psf_fit.used]]] = True
+    # ---- aperture corrections to calibFlux, fitted on the PSF stars, applied before the zero point
+    apcorr = (
+        fit_aperture_corrections(src, psf_used, shape=(ny, nx), degree=cfg.aperture_correction_degree)
+        if cfg.do_aperture_correction
+        else {}
+    )
+    apply_aperture_corrections(src, apcorr)
 
     cpu["measurement"], clock = time.process_time() - clock, time.process_time()
     # ---- astrometry
@@ -371,7 +407,6 @@ def calibrate_exposure(
 
     scale = _pixel_scale_arcsec(wcs)
     sig_c = psf_sigma(psf, 0.5 * (nx - 1), 0.5 * (ny - 1))
-    fwhm_c = psf_fwhm(psf, 0.5 * (nx - 1), 0.5 * (ny - 1))
     exptime = float(exposure.metadata.get("EXPTIME", 0.0) or 0.0)
     mesh = background.mesh
     metrics: dict[str, Any] = {
@@ -400,6 +435,10 @@ def calibrate_exposure(
         "photom_scatter_mag": zp.scatter_mag,
         "pixel_scale_arcsec": scale,
     }
+    for alg, corr in apcorr.items():
+        metrics[f"apcorr_{alg}_median"] = float(np.median(np.asarray(src[alg + "_apCorr"])))
+        metrics[f"apcorr_{alg}_n_stars"] = corr.n_stars
+        metrics[f"apcorr_{alg}_rms"] = corr.rms
     cpu["catalog"] = time.process_time() - clock
     metrics.update({f"cpu_{k}": v for k, v in cpu.items()})
     meta = dict(exposure.metadata)
@@ -413,6 +452,8 @@ def calibrate_exposure(
             "BGMEAN": metrics["background_mean"],
         }
     )
+    for corr in apcorr.values():
+        meta.update(corr.to_metadata())
     calexp = Exposure(
         sub.astype(np.float32, copy=False),
         mask,

@@ -93,12 +93,21 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
     detection_threshold = pex_config.Field[float](doc="Detection threshold (sigma).", default=5.0)
     psf_spatial_degree = pex_config.Field[int](doc="Spatial degree of the PSF model.", default=2)
     astrometry_order = pex_config.Field[int](doc="Polynomial order of the TAN-SIP fit.", default=3)
+    do_aperture_correction = pex_config.Field[bool](
+        doc="Scale psfFlux, gaussianFlux and kronFlux to calibFlux (corrections fitted on the PSF stars).",
+        default=True,
+    )
+    aperture_correction_degree = pex_config.Field[int](
+        doc="Polynomial degree in the CCD position of the aperture corrections.", default=2
+    )
 
     def calibrate_config(self) -> CalibrateConfig:
         return CalibrateConfig(
             detection_threshold=self.detection_threshold,
             psf_degree=self.psf_spatial_degree,
             astrometry_order=self.astrometry_order,
+            do_aperture_correction=self.do_aperture_correction,
+            aperture_correction_degree=self.aperture_correction_degree,
         )
 
 
