@@ -170,7 +170,7 @@ def _init_worker(state: dict[str, Any]) -> None:
 def _flat(camera: Camera, config: SimConfig, detector: int, band_index: int) -> np.ndarray:
     key = (detector, band_index)
     if key not in _FLAT_CACHE:
-        if len(_FLAT_CACHE) >= 4:
+        if len(_FLAT_CACHE) >= 2:  # consecutive units share (detector, band): 34 MB per full-size CCD
             _FLAT_CACHE.pop(next(iter(_FLAT_CACHE)))
         _FLAT_CACHE[key] = flat_response(
             camera,
@@ -183,25 +183,37 @@ def _flat(camera: Camera, config: SimConfig, detector: int, band_index: int) -> 
     return _FLAT_CACHE[key]
 
 
-def _bias_structure(config: SimConfig, det: DetectorSpec) -> np.ndarray:
-    key = ("bias", det.id)
+def _static(kind: str, det_id: int, make: Any) -> Any:
+    """A fixed per-detector pattern, cached for the current detector only.
+
+    Units are sorted so that consecutive ones share a detector; keeping the patterns of every detector
+    would grow a worker by ~70 MB per full-size CCD (bias structure and dark map).
+    """
+    key = (kind, det_id)
     if key not in _STATIC_CACHE:
-        _STATIC_CACHE[key] = bias_structure(config.instrument, det, config.seed)
+        for old in [k for k in _STATIC_CACHE if k[1] != det_id]:
+            del _STATIC_CACHE[old]
+        _STATIC_CACHE[key] = make()
     return _STATIC_CACHE[key]
 
 
+def _bias_structure(config: SimConfig, det: DetectorSpec) -> np.ndarray:
+    return _static("bias", det.id, lambda: bias_structure(config.instrument, det, config.seed))  # type: ignore[no-any-return]
+
+
 def _dark_rate(config: SimConfig, det: DetectorSpec) -> np.ndarray | None:
-    key = ("dark", det.id)
-    if key not in _STATIC_CACHE:
-        ins = config.instrument
-        _STATIC_CACHE[key] = dark_rate_map(
+    ins = config.instrument
+    return _static(  # type: ignore[no-any-return]
+        "dark",
+        det.id,
+        lambda: dark_rate_map(
             det.shape,
             dark_current=ins.dark_current,
             hot_pixel_fraction=ins.hot_pixel_fraction,
             hot_pixel_rate=ins.hot_pixel_rate,
             rng=static_rng(config.seed, 5, det.id),
-        )
-    return _STATIC_CACHE[key]
+        ),
+    )
 
 
 def _trail(camera: Camera, config: SimConfig, det: DetectorSpec, exposure: ExposurePlan) -> np.ndarray | None:
