@@ -121,3 +121,13 @@ def test_saturation_within_read_noise_of_the_level_and_suspect(det):
     exp = run_isr(raw, det)
     assert exp.mask[10, 20] & mask_bit("SUSPECT") and not exp.mask[10, 20] & mask_bit("SAT")
     assert exp.mask[10, 5] & mask_bit("SAT")
+
+
+def test_flat_noise_propagated_to_variance(det):
+    truth = _truth(det)
+    flat_img = np.full(det.shape, 1.1, np.float32)
+    flat_var = np.full(det.shape, (0.004 * 1.1) ** 2, np.float32)  # 0.4% flat noise
+    raw = make_raw(det, truth * flat_img)
+    quiet = run_isr(raw, det, flat=Exposure(flat_img, np.zeros(det.shape, np.int32), np.zeros(det.shape)))
+    noisy = run_isr(raw, det, flat=Exposure(flat_img, np.zeros(det.shape, np.int32), flat_var))
+    np.testing.assert_allclose(noisy.variance - quiet.variance, (0.004 * noisy.image) ** 2, rtol=1e-3)

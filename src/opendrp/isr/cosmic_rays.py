@@ -83,9 +83,12 @@ def find_cosmic_rays(
     yy, xx = yy[keep], xx[keep]
     var_all = np.asarray(variance)
 
-    def sig_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def var_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
         v = var_all[y, x]
-        return np.sqrt(np.where(np.isfinite(v) & (v > 0), v, 0.0))
+        return np.where(v > 0, v, 0.0)  # NaN and negative: 0
+
+    def sig_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.sqrt(var_at(y, x))
 
     def sharp(y: np.ndarray, x: np.ndarray, margin: float) -> np.ndarray:
         """Pixels sharper than the sharpest PSF along some direction, with ``margin`` sigma of doubt."""
@@ -97,7 +100,7 @@ def find_cosmic_rays(
             ya, xa = np.clip(y + dy, 0, ny - 1), np.clip(x + dx, 0, nx - 1)
             yb, xb = np.clip(y - dy, 0, ny - 1), np.clip(x - dx, 0, nx - 1)
             a, b = img[ya, xa], img[yb, xb]
-            s = 0.5 * np.sqrt(sig_at(ya, xa) ** 2 + sig_at(yb, xb) ** 2)
+            s = 0.5 * np.sqrt(var_at(ya, xa) + var_at(yb, xb))
             hit |= v > ratio * (0.5 * (a + b) + margin * s)
         return hit
 

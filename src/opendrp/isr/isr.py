@@ -78,7 +78,8 @@ def run_isr(
     dark : `opendrp.image.Exposure`, optional
         Master dark in electrons per second, from `opendrp.calib.combine_dark`; scaled by ``EXPTIME``.
     flat : `opendrp.image.Exposure`, optional
-        Master flat normalized to mean 1, from `opendrp.calib.combine_flat`.
+        Master flat normalized to mean 1, from `opendrp.calib.combine_flat`; its variance plane (the noise of
+        the combined flats), when given, is propagated into the variance.
     defects : `numpy.ndarray` [bool], optional
         Known defective pixels (e.g. `opendrp.calib.defects_to_mask` of the certified defects): masked
         ``BAD`` and interpolated.
@@ -138,6 +139,16 @@ def run_isr(
         image /= f
         variance /= f
         variance /= f
+        # the master flat's own noise (a few flats of ~20000 e- each: ~0.3%) adds image**2 var(flat)/flat**2
+        flat_var = np.asarray(flat.variance)
+        if flat_var.shape == f.shape and flat_var.strides != (0, 0) and np.any(flat_var):
+            rel = np.divide(flat_var, f, dtype=np.float32)
+            rel /= f
+            rel[bad_flat] = 0.0
+            rel *= image
+            rel *= image
+            variance += rel
+            del rel
         mask[bad_flat] |= np.int32(_BAD)
     if defects is not None:
         if defects.shape != detector.shape:

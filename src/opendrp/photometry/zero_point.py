@@ -22,6 +22,8 @@ class ZeroPointResult:
     scatter_mag: float  # robust scatter of the star-by-star zero points (mag)
     used: np.ndarray  # bool per input pair
     n_used: int
+    colour_slope: float = float("nan")  # d(zero point)/d(colour) of the used stars (mag/mag), a diagnostic
+    colour_slope_err: float = float("nan")
 
 
 def fit_zero_point(
@@ -35,6 +37,7 @@ def fit_zero_point(
     n_iter: int = 5,
     floor_mag: float = 0.005,
     min_stars: int = 3,
+    colour: np.ndarray | None = None,
 ) -> ZeroPointResult:
     """Robust weighted mean of ``ref_flux / inst_flux`` over matched stars, in magnitudes.
 
@@ -54,6 +57,9 @@ def fit_zero_point(
         Rejection threshold.
     min_stars : `int`
         Fewest stars for a solution.
+    colour : `numpy.ndarray`, optional
+        Reference colour (mag) of each star: the residual zero point's slope against it is reported
+        (``colour_slope``): a non-zero slope means a colour term is missing or wrong.
 
     Raises
     ------
@@ -99,6 +105,16 @@ def fit_zero_point(
     calib = float(10 ** (0.4 * mean))  # ref / inst
     calib_err = calib * zp_err / 1.0857
     pc = PhotoCalib(calib, calib_err)
+    slope, slope_err = float("nan"), float("nan")
+    if colour is not None:
+        c = np.asarray(colour, float)
+        sel = used & np.isfinite(c)
+        if sel.sum() >= 3 and np.ptp(c[sel]) > 0:
+            ws = 1.0 / (sig2[sel] + extra2)
+            cm = float(np.sum(ws * c[sel]) / np.sum(ws))
+            sxx = float(np.sum(ws * (c[sel] - cm) ** 2))
+            slope = float(np.sum(ws * (c[sel] - cm) * (zp[sel] - mean)) / sxx)
+            slope_err = float(1.0 / np.sqrt(sxx))
     return ZeroPointResult(
         photo_calib=pc,
         zero_point=float(njy_to_mag(calib)),
@@ -106,4 +122,6 @@ def fit_zero_point(
         scatter_mag=scatter,
         used=used,
         n_used=int(used.sum()),
+        colour_slope=slope,
+        colour_slope_err=slope_err,
     )

@@ -23,7 +23,7 @@ from ..image import Exposure, PhotoCalib, mask_bit
 from ..isr import find_cosmic_rays, grow_mask, repair_cosmic_rays
 from ..measurement import aperture_column, measure_sources, psf_fwhm, psf_sigma
 from ..measurement.apcorr import apply_aperture_corrections, fit_aperture_corrections
-from ..photometry import fit_zero_point
+from ..photometry import ColourTerm, fit_zero_point, reference_colour
 from ..psf.fit import fit_psf, min_stars_for_degree
 from .star_selection import select_psf_stars
 
@@ -93,6 +93,10 @@ class CalibrateConfig:
     """Minimum S/N (source and reference) of zero-point stars."""
     photometry_min_stars: int = 3
     """Fewest zero-point stars: fewer raise AlgorithmError."""
+    colour_terms: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Band -> ``"primary,secondary,c0,c1,c2"``: the reference fluxes are transformed into the instrument's
+    passband (`opendrp.photometry.ColourTerm`) before the zero point; bands without one use the reference
+    band's flux as it is."""
 
     def validate(self) -> None:
         """Raise ConfigurationError naming the first invalid field."""
@@ -112,6 +116,8 @@ class CalibrateConfig:
         for name, ok, why in checks:
             if not ok:
                 raise ConfigurationError(f"{name}={getattr(self, name)!r} {why}", where="CalibrateConfig")
+        for term in self.colour_terms.values():
+            ColourTerm.parse(term)
 
 
 @dataclasses.dataclass
@@ -384,13 +390,20 @@ def calibrate_exposure(
         & (np.asarray(src["extendedness"])[m_src] == 0)
     )
     ref_err = np.asarray(refcat[err_col], float)[m_ref] if err_col in refcat.colnames else None
+    phot_ref = ref_flux[m_ref]
+    if band in cfg.colour_terms:  # the reference fluxes in the instrument's passband
+        term = ColourTerm.parse(cfg.colour_terms[band])
+        t_flux, t_err = term.transform(refcat[m_ref])
+        phot_ref, ref_err = t_flux, t_err
+    ref_colour = reference_colour(refcat, band)
     zp = fit_zero_point(
         np.where(phot_ok, np.asarray(src["psfFlux"])[m_src], np.nan),
         np.asarray(src["psfFluxErr"])[m_src],
-        ref_flux[m_ref],
+        phot_ref,
         ref_err,
         min_snr=cfg.photometry_min_snr,
         min_stars=cfg.photometry_min_stars,
+        colour=None if ref_colour is None else ref_colour[0][m_ref],
     )
     phot_used = np.zeros(len(src), bool)
     phot_used[m_src[zp.used]] = True
@@ -433,6 +446,9 @@ def calibrate_exposure(
         "zero_point_err": zp.zero_point_err,
         "zero_point_1s": zp.zero_point - 2.5 * np.log10(exptime) if exptime > 0 else float("nan"),
         "photom_scatter_mag": zp.scatter_mag,
+        "photom_colour_slope": zp.colour_slope,
+        "photom_colour_slope_err": zp.colour_slope_err,
+        "photom_colour_term": cfg.colour_terms.get(band, ""),
         "pixel_scale_arcsec": scale,
     }
     for alg, corr in apcorr.items():

@@ -11,7 +11,7 @@ import numpy as np
 from astropy.table import Table, vstack
 
 from ..calib import defects_to_mask
-from ..image import Exposure
+from ..image import Exposure, mask_bit
 from ..instrument import Camera
 from ..instrument.geometry import Pointing, detector_wcs
 from ..isr import run_isr
@@ -23,13 +23,16 @@ from ._connections import bias_input, camera_input, dark_input, defects_input, f
 __all__ = ["CalibrateImageTask", "CalibrateImageTaskConfig"]
 
 
-def _image_and_mask(handle: Any) -> Exposure | None:
-    """A calibration's image and mask (what ISR uses), without reading its variance plane (memory)."""
+def _image_and_mask(handle: Any, *, variance: bool = False) -> Exposure | None:
+    """A calibration's image and ``BAD`` mask plane (what ISR uses; one byte per pixel), and its variance
+    plane only if asked (memory)."""
     if handle is None:
         return None
     image = handle.get(component="image")
-    mask = handle.get(component="mask")
-    return Exposure(image, mask, np.broadcast_to(np.float32(0.0), image.shape))
+    bad = mask_bit("BAD")
+    mask = (handle.get(component="mask") & bad).astype(np.uint8 if bad < 256 else np.int32)
+    var = handle.get(component="variance") if variance else np.broadcast_to(np.float32(0.0), image.shape)
+    return Exposure(image, mask, var)
 
 
 class CalibrateImageConnections(
@@ -100,6 +103,13 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
     aperture_correction_degree = pex_config.Field[int](
         doc="Polynomial degree in the CCD position of the aperture corrections.", default=2
     )
+    colour_terms: pex_config.DictField = pex_config.DictField(
+        keytype=str,
+        itemtype=str,
+        doc="Band -> 'primary,secondary,c0,c1,c2': reference magnitudes transformed into the instrument's "
+        "passband, m = m_p + c0 + c1 (m_p - m_s) + c2 (m_p - m_s)**2, before the zero point.",
+        default={},
+    )
 
     def calibrate_config(self) -> CalibrateConfig:
         return CalibrateConfig(
@@ -108,6 +118,7 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
             astrometry_order=self.astrometry_order,
             do_aperture_correction=self.do_aperture_correction,
             aperture_correction_degree=self.aperture_correction_degree,
+            colour_terms=dict(self.colour_terms),
         )
 
 
@@ -130,7 +141,7 @@ class CalibrateImageTask(pipe_base.PipelineTask):
                 camera=inputs["camera"],
                 detector=int(data_id["detector"]),
                 bias=_image_and_mask(inputs.pop("bias", None)),
-                flat=_image_and_mask(inputs.pop("flat", None)),
+                flat=_image_and_mask(inputs.pop("flat", None), variance=True),  # flat noise -> variance
                 dark=_image_and_mask(inputs.pop("dark", None)),
                 defects=inputs.pop("defects", None),
             )
