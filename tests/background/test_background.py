@@ -43,6 +43,7 @@ def test_estimate_recovers_a_sloped_sky_under_sources() -> None:
     bad[:64, :64] = True  # a fully masked cell takes the median of the others
     model = estimate_background(image, bad=bad, bin_size=64)
     resid = model.evaluate() - sky
-    # the statistical error of a 4096-pixel cell's mode is ~0.3 (noise 10); the filled cell pulls its neighbours
+    # the statistical error of a 4096-pixel cell's mode is ~0.3 (noise 10); the filled cell pulls its
+    # neighbours
     assert np.abs(resid[128:-32, 128:-32]).max() < 1.5
     assert abs(float(np.median(resid))) < 0.3
