@@ -42,6 +42,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 
+from opendrp.sim.artifacts import deposit_bilinear
+
 TARGETS = {
     "astrom_rms_mas": 10.0,
     "psf_flux_median_offset_abs": 0.005,
@@ -79,18 +81,7 @@ def cosmic_ray_image(tracks: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray
         inside = (xs > -0.5) & (xs < nx - 0.5) & (ys > -0.5) & (ys < ny - 0.5)
         if not inside.any():
             continue
-        w = float(electrons) / int(inside.sum())
-        ix, iy = np.floor(xs).astype(int), np.floor(ys).astype(int)
-        fx, fy = xs - ix, ys - iy
-        for dx, dy, wt in (
-            (0, 0, (1 - fx) * (1 - fy)),
-            (1, 0, fx * (1 - fy)),
-            (0, 1, (1 - fx) * fy),
-            (1, 1, fx * fy),
-        ):
-            px, py = ix + dx, iy + dy
-            ok = (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
-            np.add.at(out, (py[ok], px[ok]), w * wt[ok])
+        deposit_bilinear(out, xs, ys, float(electrons) / int(inside.sum()))
     return out
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "bad_column_response",
     "bad_column_segments",
     "dark_rate_map",
+    "deposit_bilinear",
     "dust_ring_response",
     "dust_rings",
     "hot_pixels",
@@ -145,6 +146,25 @@ def dust_ring_response(
     return factor
 
 
+def deposit_bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, charge: float) -> None:
+    """Add ``charge`` at each point ``(xs, ys)`` (pixels), shared bilinearly among its four pixels, in place.
+
+    Points off the image lose the share that falls off it.
+    """
+    ny, nx = image.shape
+    ix, iy = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - ix, ys - iy
+    for dx, dy, wt in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
+        px, py = ix + dx, iy + dy
+        ok = (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+        np.add.at(image, (py[ok], px[ok]), (charge * wt[ok]).astype(image.dtype))
+
+
 def add_cosmic_rays(
     electrons: np.ndarray,
     *,
@@ -179,17 +199,7 @@ def add_cosmic_rays(
         xs = x0 + s * np.cos(phi)
         ys = y0 + s * np.sin(phi)
         w = charge / n_step
-        ix, iy = np.floor(xs).astype(int), np.floor(ys).astype(int)
-        fx, fy = xs - ix, ys - iy
-        for dx, dy, wt in (
-            (0, 0, (1 - fx) * (1 - fy)),
-            (1, 0, fx * (1 - fy)),
-            (0, 1, (1 - fx) * fy),
-            (1, 1, fx * fy),
-        ):
-            px, py = ix + dx, iy + dy
-            ok = (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
-            np.add.at(electrons, (py[ok], px[ok]), (w * wt[ok]).astype(electrons.dtype))
+        deposit_bilinear(electrons, xs, ys, w)
         if records is not None:
             inside = (xs > -0.5) & (xs < nx - 0.5) & (ys > -0.5) & (ys < ny - 0.5)
             x_end = x0 + length_px * np.cos(phi)
