@@ -7,8 +7,6 @@ sampled at the native pixel scale and centred on its central pixel; the model is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from astropy.io import fits
 from scipy import ndimage
@@ -74,11 +72,6 @@ class PsfModel:
         # area above half maximum, refined by a linear ramp of partially covered pixels
         area = float(np.count_nonzero(img >= 0.5 * peak))
         return float(2.0 * np.sqrt(area / np.pi))
-
-    def average_kernel(self, points: Sequence[tuple[float, float]]) -> np.ndarray:
-        """Mean kernel image over a set of positions (unit sum)."""
-        img = np.mean([self.kernel_image(x, y) for x, y in points], axis=0)
-        return img / img.sum()
 
     def to_hdus(self) -> list[fits.ImageHDU | fits.BinTableHDU]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from astropy.table import Table, vstack
@@ -344,7 +343,3 @@ def ingest_refcat(
         butler.put(table[idx], name, {f"htm{REFCAT_HTM_LEVEL}": sid}, run=run)
         n += 1
     return n
-
-
-def dimension_record_dict(record: Any) -> dict[str, Any]:
-    return record.toDict()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.time import Time, TimeDelta
-from lsst.daf.butler import Butler, DataCoordinate, DatasetRef, DatasetType, FileDataset, Timespan
+from lsst.daf.butler import Butler, DataCoordinate, DatasetRef, FileDataset, Timespan
 
 from ..errors import BadRawFileError, OpenDRPError
 from ..instrument import Camera
@@ -222,18 +222,14 @@ def ingest_raws(
             instrument=camera.name, exposure=h.exposure_id, detector=h.detector, universe=butler.dimensions
         )
         ref = DatasetRef(raw_type, data_id, run=run)
-        datasets.append(FileDataset(path=str(path.resolve()), refs=[ref], formatter=_raw_formatter()))
+        datasets.append(
+            FileDataset(
+                path=str(path.resolve()), refs=[ref], formatter="opendrp.repo.formatters.RawFormatter"
+            )
+        )
     if datasets:
         butler.ingest(
             *datasets, transfer=None if transfer == "direct" else transfer, record_validation_info=True
         )
         report.ingested.extend(d.path for d in datasets)  # type: ignore[misc]
     return report
-
-
-def _raw_formatter() -> str:
-    return "opendrp.repo.formatters.RawFormatter"
-
-
-def raw_dataset_type(butler: Butler) -> DatasetType:
-    return butler.get_dataset_type("raw")
