@@ -1,6 +1,6 @@
 """Graph-building benchmark: quantum graphs of ~10k and ~100k quanta of the DRP's step1 (calibrateImage per
 visit x detector) on a synthetic registry, built the way `opendrp run` builds them
-(`opendrp.execution.runner.build_graph`: AllDimensionsQuantumGraphBuilder, datastore records attached).
+(`opendrp.execution.graph.build_graph`: AllDimensionsQuantumGraphBuilder, datastore records attached).
 
 The registry holds dimension records only (instrument, 100 detectors, N visits with their exposures,
 visit_definition, visit_detector_region with regions) and registry-only datasets (no files): one ``raw`` per
@@ -123,7 +123,8 @@ def make_registry(root: Path, n_visits: int) -> float:
 def build(repo: str, profile: bool = False) -> None:
     """Child process: build the step1 graph as `opendrp run` does and print its size."""
     from opendrp.execution import drp_pipeline_path
-    from opendrp.execution.runner import build_graph, prepare_output
+    from opendrp.execution.graph import build_graph
+    from opendrp.execution.runner import prepare_output
 
     t0 = time.perf_counter()
     butler = prepare_output(repo, inputs=["HSC/defaults"], output="HSC/runs/bench")

@@ -108,7 +108,7 @@ class ParslPool:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("parsl").propagate = False  # Parsl logs (DEBUG) go to run_dir/parsl.log only
-        self.dfk = DataFlowKernel(site.parsl_config(run_dir))
+        self.dfk: Any = DataFlowKernel(site.parsl_config(run_dir))
         self._app = python_app(run_quantum_qbb, executors=[EXECUTOR_LABEL], data_flow_kernel=self.dfk)
         self.graph_path = str(graph_path)
         self.repo = repo
@@ -144,10 +144,13 @@ class ParslPool:
         return results
 
     def close(self, kill: bool = False) -> None:
+        if self.dfk is None:
+            return
         for future in self.futures:
             future.cancel()
         self.futures.clear()
         self.dfk.cleanup()
+        self.dfk = None
 
 
 def aggregate_outputs(graph_path: Path, repo: str, *, incomplete: bool) -> None:
@@ -190,9 +193,12 @@ def run_graph_parsl(
         options = dataclasses.replace(options, memory_budget_mb=float("inf"))  # the batch system's job
     run_dir = base / "parsl" / run.replace("/", "_")
     pool = ParslPool(site, graph_path=graph_path, repo=repo, run_dir=run_dir, log_level=log_level)
-    graph_run = execute_quanta(
-        predicted, pool, options=options, memory=memory, progress=progress, description=description
-    )
+    try:
+        graph_run = execute_quanta(
+            predicted, pool, options=options, memory=memory, progress=progress, description=description
+        )
+    finally:
+        pool.close()
     complete = not graph_run.stopped_reason and all(s != "not_run" for s in graph_run.status.values())
     aggregate_outputs(graph_path, repo, incomplete=not complete)
     return graph_run

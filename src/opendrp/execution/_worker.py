@@ -166,23 +166,58 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    """Entry point of a warm worker process: build a `QuantumRunner`, then serve quanta until told to stop."""
+def _warm_up() -> None:
+    """Import what every quantum needs (the middleware, openDRP's tasks), before there is work to do."""
+    import importlib
+
+    for name in (
+        "lsst.daf.butler",
+        "lsst.pipe.base.single_quantum_executor",
+        "opendrp.tasks.calibs",
+        "opendrp.tasks.sfp",
+        "opendrp.tasks.coadd",
+        "opendrp.tasks.multiband",
+    ):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # reported when a quantum needs it
+            pass
+
+
+def worker_main(conn: Connection, spec: WorkerSpec | None = None) -> None:
+    """Entry point of a warm worker process: serve quanta until told to stop.
+
+    Messages from the driver: ``("spec", WorkerSpec)`` (open that repository and output run: the pool
+    moves to the next step of a campaign), ``("quantum", id, label, pickled quantum)``, ``None`` (stop).
+    A worker started without a spec imports what quanta need while the driver builds the first graph.
+    """
     _die_with_parent()
-    logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(spec.log_level)
+    level = spec.log_level if spec is not None else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         from lsst.utils.threads import disable_implicit_threading
 
         disable_implicit_threading()
     except ImportError:
         pass
-    try:
-        runner = QuantumRunner(spec)
-    except Exception as exc:
-        conn.send(("init_failed", classify_exception(exc), one_line_error(exc)))
-        return
-    conn.send(("ready", os.getpid()))
+    runner: QuantumRunner | None = None
+
+    def configure(new: WorkerSpec) -> bool:
+        nonlocal runner
+        logging.getLogger().setLevel(new.log_level)
+        try:
+            runner = QuantumRunner(new)
+        except Exception as exc:
+            conn.send(("init_failed", classify_exception(exc), one_line_error(exc)))
+            return False
+        conn.send(("ready", os.getpid()))
+        return True
+
+    if spec is not None:
+        if not configure(spec):
+            return
+    else:
+        _warm_up()
     while True:
         try:
             msg = conn.recv()
@@ -190,7 +225,15 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             return
         if msg is None:
             return
-        quantum_id, label, quantum_pickle = msg
+        if msg[0] == "spec":
+            if not configure(msg[1]):
+                return
+            continue
+        _, quantum_id, label, quantum_pickle = msg
+        if runner is None:
+            failed = QuantumResult(quantum_id, "failed", "configuration", "worker not configured")
+            conn.send(("result", failed))
+            continue
         try:
             quantum = pickle.loads(quantum_pickle)
         except Exception as exc:

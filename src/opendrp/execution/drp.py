@@ -20,7 +20,14 @@ from lsst.daf.butler import Butler, Timespan
 
 from ..errors import ConfigurationError, RepositoryError
 from ..repo.butler import calib_collection, defaults_chain, get_instrument_name, get_skymap, open_butler
-from .runner import ExecutionOptions, RunReport, make_timestamp, run_pipeline, use_execution_options
+from .runner import (
+    ExecutionOptions,
+    RunReport,
+    make_timestamp,
+    run_pipeline,
+    use_execution_options,
+    warm_workers,
+)
 
 __all__ = [
     "STEPS",
@@ -163,6 +170,13 @@ def run_drp(
     inst = get_instrument_name(butler, instrument)
     skymap = get_skymap(butler)
     output = output or default_output(inst)
+    with warm_workers(options):  # one set of worker processes for every step
+        return _run_steps(repo, steps, inst, skymap.name, output, where, progress)
+
+
+def _run_steps(
+    repo: str, steps: Sequence[str], inst: str, skymap: str, output: str, where: str, progress: bool
+) -> list[RunReport]:
     reports: list[RunReport] = []
     if "calibs" in steps:
         # bias -> dark -> flat -> defects, each certified before the next uses it
@@ -199,7 +213,7 @@ def run_drp(
                 "do_defects": have["defects"],
             }
         }
-        query = f"instrument = '{inst}' AND skymap = '{skymap.name}'"
+        query = f"instrument = '{inst}' AND skymap = '{skymap}'"
         if where:
             query += f" AND ({where})"
         reports.append(

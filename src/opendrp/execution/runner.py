@@ -9,6 +9,7 @@ with done/failed/skipped/remaining counts and an ETA.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
@@ -16,17 +17,16 @@ import logging
 import pickle
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from lsst.daf.butler import Butler, CollectionType
 from lsst.daf.butler.registry import RegistryDefaults
-from lsst.pipe.base import Pipeline
-from lsst.pipe.base.all_dimensions_quantum_graph_builder import AllDimensionsQuantumGraphBuilder
 
 from ..errors import ConfigurationError
 from ._worker import WorkerSpec
+from .graph import build_graph
 from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool, execute_quanta
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "prepare_output",
     "run_pipeline",
     "use_execution_options",
+    "warm_workers",
 ]
 
 _log = logging.getLogger(__name__)
@@ -51,6 +52,44 @@ _OPTIONS: contextvars.ContextVar[tuple[ExecutionOptions | None, bool]] = context
 def use_execution_options(options: ExecutionOptions | None, *, resume: bool = True) -> None:
     """Make ``options`` and ``resume`` the defaults of the `run_pipeline` calls that follow (this context)."""
     _OPTIONS.set((options, resume))
+
+
+class _WarmPool:
+    """A `ProcessPool` started on first use, kept for every `run_pipeline` call of a `warm_workers` block."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.pool: ProcessPool | None = None
+
+    def get(self) -> ProcessPool:
+        if self.pool is None or self.pool.closed:
+            self.pool = ProcessPool(None, self.processes)
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+_POOL: contextvars.ContextVar[_WarmPool | None] = contextvars.ContextVar("opendrp_warm_pool", default=None)
+
+
+@contextlib.contextmanager
+def warm_workers(options: ExecutionOptions | None) -> Iterator[None]:
+    """Keep one set of warm worker processes for all the pipeline runs inside the block (a campaign's steps).
+
+    Without it every `run_pipeline` call with ``processes > 1`` starts (and stops) its own workers.
+    """
+    if options is None or options.processes <= 1 or options.executor != "local":
+        yield
+        return
+    holder = _WarmPool(options.processes)
+    token = _POOL.set(holder)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+        holder.close()
 
 
 def make_timestamp() -> str:
@@ -226,6 +265,39 @@ def run_pipeline(
     if options.executor not in ("local", "parsl"):
         raise ConfigurationError(f"unknown executor {options.executor!r}", fix="local or parsl")
     t0 = time.perf_counter()
+    # warm workers start now: they import the middleware and the tasks while this process builds the graph
+    holder = _POOL.get()
+    local_processes = options.executor == "local" and options.processes > 1
+    own_pool = ProcessPool(None, options.processes) if local_processes and holder is None else None
+    try:
+        return _run_pipeline(
+            repo, pipeline, labels=labels, where=where, inputs=inputs, output=output, output_run=output_run,
+            config_overrides=config_overrides, progress=progress, description=description, options=options,
+            resume=resume, t0=t0,
+            pool=own_pool or (holder.get() if holder is not None and local_processes else None),
+        )  # fmt: skip
+    finally:
+        if own_pool is not None:
+            own_pool.close()
+
+
+def _run_pipeline(
+    repo: str | Path,
+    pipeline: str | Path,
+    *,
+    labels: Sequence[str],
+    where: str,
+    inputs: Sequence[str],
+    output: str,
+    output_run: str | None,
+    config_overrides: dict[str, dict[str, Any]] | None,
+    progress: bool,
+    description: str,
+    options: ExecutionOptions,
+    resume: bool,
+    t0: float,
+    pool: ProcessPool | None,
+) -> RunReport:
     skip_in = [output] if resume and _collection_exists(str(repo), output) else []
     butler = prepare_output(str(repo), inputs=inputs, output=output, output_run=output_run)
     run = butler.run
@@ -277,14 +349,20 @@ def run_pipeline(
         spec = WorkerSpec(
             repo=str(repo), output_run=run, task_nodes_pickle=pickle.dumps(task_nodes), log_level=log_level
         )
-        pool: Any
-        if options.processes <= 1:
-            pool = InProcessPool(spec, butler=butler)
+        if pool is None:
+            graph_run = execute_quanta(
+                predicted,
+                InProcessPool(spec, butler=butler),
+                options=options,
+                memory=memory,
+                progress=progress,
+                description=description,
+            )
         else:
-            pool = ProcessPool(spec, min(options.processes, len(predicted)))
-        graph_run = execute_quanta(
-            predicted, pool, options=options, memory=memory, progress=progress, description=description
-        )
+            pool.configure(spec)
+            graph_run = execute_quanta(
+                predicted, pool, options=options, memory=memory, progress=progress, description=description
+            )
     report.execution_s = time.perf_counter() - t1
     nodes = predicted.quantum_only_xgraph.nodes
     for qid in predicted:
@@ -312,54 +390,6 @@ def run_pipeline(
             fix="fix the configuration and run the same command again (finished quanta are kept)",
         )
     return report
-
-
-def build_graph(
-    butler: Butler,
-    pipeline: str | Path,
-    *,
-    labels: Sequence[str],
-    where: str,
-    output: str,
-    config_overrides: dict[str, dict[str, Any]] | None = None,
-    skip_existing_in: Sequence[str] = (),
-    attach_datastore_records: bool = False,
-) -> Any:
-    """Build the predicted quantum graph of the tasks ``labels`` into ``butler.run``.
-
-    Returns the middleware's ``PredictedQuantumGraphComponents`` (``.assemble()`` for the graph,
-    ``.write(path)`` to save it).  ``attach_datastore_records`` is needed only by quantum-backed execution.
-    """
-    pipe = Pipeline.from_uri(str(pipeline))
-    wanted = set()
-    subsets = pipe.subsets if hasattr(pipe, "subsets") else {}
-    for label in labels:
-        if label in subsets:
-            wanted.update(subsets[label])
-        else:
-            wanted.add(label)
-    all_labels = set(pipe.task_labels)
-    unknown = sorted(wanted - all_labels)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown task label(s) {unknown}", where=str(pipeline), fix=f"known labels: {sorted(all_labels)}"
-        )
-    for label in sorted(all_labels - wanted):
-        pipe.removeTask(label)
-    for label, fields in (config_overrides or {}).items():
-        if label in wanted:
-            for key, value in fields.items():
-                pipe.addConfigOverride(label, key, value)
-    pipeline_graph = pipe.to_graph()
-    assert butler.run is not None
-    builder = AllDimensionsQuantumGraphBuilder(
-        pipeline_graph, butler, where=where, output_run=butler.run, skip_existing_in=list(skip_existing_in)
-    )
-    return builder.finish(
-        output=output,
-        metadata={"data_query": where, "skip_existing_in": list(skip_existing_in), "skip_existing": False},
-        attach_datastore_records=attach_datastore_records,
-    )
 
 
 def _collection_exists(repo: str, name: str) -> bool:

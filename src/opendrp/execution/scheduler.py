@@ -151,16 +151,19 @@ class _Worker:
 class ProcessPool:
     """``n`` warm worker processes (spawned), each running many quanta; a dead worker is replaced.
 
-    A worker that dies while running a quantum (killed, out of memory) yields a transient failure of that
-    quantum, which the driver retries.
+    The pool may outlive one graph: `configure` points every worker at the next step's output run, so a
+    campaign of several steps starts its processes once.  Started without a spec, the workers import the
+    middleware and the tasks while the driver builds the first graph.  A worker that dies while running a
+    quantum (killed, out of memory) yields a transient failure of that quantum, which the driver retries.
     """
 
-    def __init__(self, spec: WorkerSpec, n: int, *, start_method: str = "spawn") -> None:
+    def __init__(self, spec: WorkerSpec | None, n: int, *, start_method: str = "spawn") -> None:
         self.spec = spec
         self.n = n
         self.ctx = multiprocessing.get_context(start_method)
         self.workers: list[_Worker] = []
         self.restarts = 0
+        self.closed = False
         for _ in range(n):
             self.workers.append(self._start())
 
@@ -177,13 +180,22 @@ class ProcessPool:
         child_conn.close()
         return _Worker(proc, parent_conn)
 
+    def configure(self, spec: WorkerSpec) -> None:
+        """Make every (idle) worker run quanta of ``spec`` from now on; a worker opens the repository once."""
+        if any(w.busy is not None for w in self.workers):
+            raise RuntimeError("cannot reconfigure a pool with running quanta")
+        self.spec = spec
+        for w in self.workers:
+            w.ready = False
+            w.conn.send(("spec", spec))
+
     def free_slots(self) -> int:
         return sum(1 for w in self.workers if w.busy is None)
 
     def submit(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> None:
         worker = next(w for w in self.workers if w.busy is None)
         worker.busy = quantum_id
-        worker.conn.send((quantum_id, label, pickle.dumps(quantum)))
+        worker.conn.send(("quantum", quantum_id, label, pickle.dumps(quantum)))
 
     def _replace(self, i: int) -> None:
         self.restarts += 1
@@ -234,6 +246,9 @@ class ProcessPool:
         return results
 
     def close(self, kill: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
         for w in self.workers:
             try:
                 if kill:
@@ -271,7 +286,10 @@ def execute_quanta(
     description: str = "",
     on_result: Callable[[str, QuantumResult], None] | None = None,
 ) -> GraphRun:
-    """Run every quantum of ``predicted`` (execution quanta built) on ``pool``; see the module docstring."""
+    """Run every quantum of ``predicted`` (execution quanta built) on ``pool``; see the module docstring.
+
+    The pool stays open for its owner to reuse or close, except after a configuration error, which kills it.
+    """
     xgraph = predicted.quantum_only_xgraph
     nodes = xgraph.nodes
     order = {qid: i for i, qid in enumerate(predicted)}
@@ -406,11 +424,7 @@ def execute_quanta(
         bar.close()
         memory.save()
     if stopped:
-        pool.close(kill=True)
-        for qid in order:
-            status.setdefault(qid, "not_run")
-    else:
-        pool.close()
-        for qid in order:  # cannot happen in a DAG; kept so that no quantum goes unreported
-            status.setdefault(qid, "not_run")
+        pool.close(kill=True)  # stop the running quanta at once
+    for qid in order:  # only after a stop: in a DAG every quantum ends with a status otherwise
+        status.setdefault(qid, "not_run")
     return GraphRun(results=results, status=status, attempts=attempts, stopped_reason=stopped)
