@@ -125,6 +125,11 @@ def _read_wcs(hdr: fits.Header) -> WCS | None:
         return WCS(hdr)
 
 
+def _mask_tile_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """RICE tiles of the mask: 64 full rows (FITS tile shapes are given in numpy order here)."""
+    return (min(64, max(shape[0], 1)), max(shape[1], 1))
+
+
 def write_exposure(path: str | Path, exposure: Exposure) -> None:
     """Write an Exposure as multi-extension FITS (atomically: temporary file, then rename)."""
     path = Path(path)
@@ -141,9 +146,14 @@ def write_exposure(path: str | Path, exposure: Exposure) -> None:
     hdus = [
         fits.PrimaryHDU(header=phdr),
         fits.ImageHDU(np.asarray(exposure.image, dtype=np.float32), header=image_hdr, name="IMAGE"),
-        # lossless tile compression: masks are mostly zeros (34 MB -> ~1 MB per HSC CCD, same write time)
+        # lossless tile compression: masks are mostly zeros (34 MB -> ~1 MB per HSC CCD); tiles of 64 full
+        # rows (not astropy's one row: its per-tile Python overhead made reading and writing 4x slower)
         fits.CompImageHDU(
-            np.asarray(exposure.mask, dtype=np.int32), header=mask_hdr, name="MASK", compression_type="RICE_1"
+            np.asarray(exposure.mask, dtype=np.int32),
+            header=mask_hdr,
+            name="MASK",
+            compression_type="RICE_1",
+            tile_shape=_mask_tile_shape(exposure.shape),
         ),
         fits.ImageHDU(np.asarray(exposure.variance, dtype=np.float32), name="VARIANCE"),
     ]

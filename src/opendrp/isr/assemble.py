@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..instrument.camera import AmplifierSpec, DetectorSpec
+from ..instrument.camera import DetectorSpec
 from ..raw.format import RawImage
 
 __all__ = ["assemble_ccd", "grow_mask", "overscan_levels"]
@@ -47,16 +47,6 @@ def overscan_levels(overscan: np.ndarray, *, n_sigma: float = 3.0, smooth_rows: 
     if smooth_rows > 1:
         levels = ndimage.median_filter(levels, size=int(smooth_rows), mode="nearest")
     return levels
-
-
-def _amp_data(raw: np.ndarray, amp: AmplifierSpec, *, do_overscan: bool, smooth_rows: int) -> np.ndarray:
-    data = np.asarray(raw[amp.raw_data_slice()], dtype=np.float32)
-    if do_overscan:
-        levels = overscan_levels(raw[amp.raw_overscan_slice()], smooth_rows=smooth_rows)
-        data = data - levels.astype(np.float32)[:, None]
-    if amp.flip_x:
-        data = data[:, ::-1]
-    return data
 
 
 def assemble_ccd(
@@ -107,17 +97,22 @@ def assemble_ccd(
     image = np.empty(detector.shape, dtype=np.float32)
     saturated = np.zeros(detector.shape, dtype=bool)
     for amp in detector.amplifiers:
-        data = _amp_data(pixels, amp, do_overscan=do_overscan, smooth_rows=overscan_smooth_rows)
-        raw_amp = np.asarray(pixels[amp.raw_data_slice()])
-        sat = raw_amp >= amp.saturation - saturation_margin * amp.read_noise / amp.gain
+        raw_amp = pixels[amp.raw_data_slice()]
         sl = amp.assembled_slice()
+        # written straight into the assembled image (through a mirrored view when flipped): no temporaries
+        dst = image[sl][:, ::-1] if amp.flip_x else image[sl]
+        if do_overscan:
+            levels = overscan_levels(pixels[amp.raw_overscan_slice()], smooth_rows=overscan_smooth_rows)
+            np.subtract(raw_amp, levels.astype(np.float32)[:, None], out=dst, casting="unsafe")
+        else:
+            dst[...] = raw_amp
+        dst *= np.float32(amp.gain)
+        sat_dst = saturated[sl][:, ::-1] if amp.flip_x else saturated[sl]
+        np.greater_equal(raw_amp, amp.saturation - saturation_margin * amp.read_noise / amp.gain, out=sat_dst)
         if suspect_out is not None and suspect_fraction is not None:
-            sus = (raw_amp >= suspect_fraction * amp.saturation) & ~sat
-            suspect_out[sl] = sus[:, ::-1] if amp.flip_x else sus
-        if amp.flip_x:
-            sat = sat[:, ::-1]
-        image[sl] = data * np.float32(amp.gain)
-        saturated[sl] = sat
+            sus_dst = suspect_out[sl][:, ::-1] if amp.flip_x else suspect_out[sl]
+            np.greater_equal(raw_amp, suspect_fraction * amp.saturation, out=sus_dst)
+            sus_dst &= ~sat_dst
     if saturation_grow > 0 and saturated.any():
         saturated = grow_mask(saturated, int(saturation_grow))
     return image, saturated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["interpolate_rows"]
+__all__ = ["interpolate_rows", "interpolate_rows_many"]
 
 
 def interpolate_rows(
@@ -34,10 +34,16 @@ def interpolate_rows(
         good pixel are left unchanged).
     """
     out = image if inplace else np.array(image, copy=True)
+    interpolate_rows_many((out,), bad, max_width=max_width)
+    return out
+
+
+def interpolate_rows_many(images: tuple[np.ndarray, ...], bad: np.ndarray, *, max_width: int = 64) -> None:
+    """`interpolate_rows` in place on several images sharing one bad-pixel mask (the runs found once)."""
     bad = np.asarray(bad, dtype=bool)
     rows = np.flatnonzero(bad.any(axis=1))
     if rows.size == 0:
-        return out
+        return
     nx = bad.shape[1]
     b = np.zeros((rows.size, nx + 2), np.int8)
     b[:, 1:-1] = bad[rows]
@@ -47,9 +53,6 @@ def interpolate_rows(
     row = rows[r_s]
     left, right = x_s - 1, x_e
     has_l, has_r = left >= 0, right < nx
-    src = out[row]  # (n_runs, nx) rows holding runs; small when defects are few
-    vl = np.where(has_l, src[np.arange(row.size), np.clip(left, 0, nx - 1)], np.nan).astype(float)
-    vr = np.where(has_r, src[np.arange(row.size), np.clip(right, 0, nx - 1)], np.nan).astype(float)
     width = x_e - x_s
     run = np.repeat(np.arange(row.size), width)
     first = np.repeat(np.cumsum(width) - width, width)
@@ -57,8 +60,14 @@ def interpolate_rows(
     t = (pos - left[run]) / (right[run] - left[run])
     both = (has_l & has_r & (width <= max_width))[run]
     nearest_left = (pos - left[run]) <= (right[run] - pos)
-    near = np.where(has_l[run] & (nearest_left | ~has_r[run]), vl[run], vr[run])
-    val = np.where(both, vl[run] + t * (vr[run] - vl[run]), near)
-    ok = np.isfinite(val)
-    out[row[run][ok], pos[ok]] = val[ok]
-    return out
+    use_left = has_l[run] & (nearest_left | ~has_r[run])
+    out_rows = row[run]
+    ar = np.arange(row.size)
+    for out in images:
+        src = out[row]  # (n_runs, nx) rows holding runs; small when defects are few
+        vl = np.where(has_l, src[ar, np.clip(left, 0, nx - 1)], np.nan).astype(float)
+        vr = np.where(has_r, src[ar, np.clip(right, 0, nx - 1)], np.nan).astype(float)
+        near = np.where(use_left, vl[run], vr[run])
+        val = np.where(both, vl[run] + t * (vr[run] - vl[run]), near)
+        ok = np.isfinite(val)
+        out[out_rows[ok], pos[ok]] = val[ok]

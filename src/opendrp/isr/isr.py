@@ -11,7 +11,7 @@ from ..image import Exposure, mask_bit
 from ..instrument.camera import DetectorSpec
 from ..raw.format import RawImage
 from .assemble import assemble_ccd
-from .interpolate import interpolate_rows
+from .interpolate import interpolate_rows_many
 
 __all__ = ["raw_metadata", "read_noise_image", "run_isr"]
 
@@ -42,6 +42,71 @@ def raw_metadata(raw: RawImage) -> dict[str, Any]:
     except (OpenDRPError, KeyError, TypeError, ValueError):
         meta["EXPTIME"] = float(meta.get("EXPTIME", 0.0) or 0.0)
     return meta
+
+
+_BLOCK_ROWS = 128
+
+
+def _flat_variance(flat: Exposure, rows: slice) -> np.ndarray | None:
+    """The master flat's variance rows, or `None` when it has none (a broadcast or all-zero plane)."""
+    var = np.asarray(flat.variance)
+    if var.shape != flat.shape or var.strides == (0, 0):
+        return None
+    return var[rows]
+
+
+def _isr_block(
+    image: np.ndarray,
+    mask: np.ndarray,
+    variance: np.ndarray,
+    bad: np.ndarray,
+    saturated: np.ndarray,
+    suspect: np.ndarray | None,
+    read_var: np.ndarray,
+    *,
+    bias: tuple[np.ndarray, np.ndarray] | None,
+    dark: tuple[np.ndarray, np.ndarray] | None,
+    exptime: np.float32,
+    flat: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None,
+    defects: np.ndarray | None,
+    min_flat: float,
+) -> None:
+    """Bias, dark, variance, flat and masks of a block of rows, in place (``image`` in electrons)."""
+    np.multiply(saturated, np.int32(_SAT), out=mask, casting="unsafe")
+    if suspect is not None:
+        suspect &= ~saturated
+        np.bitwise_or(mask, np.int32(_SUSPECT), out=mask, where=suspect)
+    if bias is not None:
+        image -= bias[0].astype(np.float32, copy=False)
+        mask |= bias[1] & _BAD
+    tmp = np.empty(image.shape, np.float32)
+    if dark is not None:
+        np.multiply(dark[0].astype(np.float32, copy=False), exptime, out=tmp)
+        image -= tmp
+        mask |= dark[1] & _BAD
+    np.maximum(image, np.float32(0.0), out=variance)
+    variance += read_var
+    if flat is not None:
+        f = tmp
+        f[...] = flat[0]
+        bad_flat = ~(f > min_flat)
+        bad_flat |= (flat[1] & _BAD) != 0
+        np.copyto(f, np.float32(1.0), where=bad_flat)
+        image /= f
+        variance /= f
+        variance /= f
+        # the master flat's own noise (a few flats of ~20000 e- each: ~0.3%) adds image**2 var(flat)/flat**2
+        if flat[2] is not None:
+            rel = np.divide(flat[2], f, dtype=np.float32)
+            rel /= f
+            np.copyto(rel, np.float32(0.0), where=bad_flat)
+            rel *= image
+            rel *= image
+            variance += rel
+        np.bitwise_or(mask, np.int32(_BAD), out=mask, where=bad_flat)
+    if defects is not None:
+        np.bitwise_or(mask, np.int32(_BAD), out=mask, where=defects)
+    np.not_equal(mask & _BAD, 0, out=bad)
 
 
 def run_isr(
@@ -107,6 +172,8 @@ def run_isr(
     """
     for calib, name in ((bias, "bias"), (dark, "dark"), (flat, "flat")):
         _check_calib(calib, detector, name)
+    if defects is not None and defects.shape != detector.shape:
+        raise ValueError(f"defects shape {defects.shape} != detector shape {detector.shape}")
     suspect = np.zeros(detector.shape, bool) if suspect_fraction is not None else None
     image, saturated = assemble_ccd(
         raw,
@@ -119,46 +186,37 @@ def run_isr(
         suspect_out=suspect,
     )
     meta = raw_metadata(raw)
-    mask = np.where(saturated, np.int32(_SAT), np.int32(0))
-    if suspect is not None:
-        mask[suspect & ~saturated] |= np.int32(_SUSPECT)
-    del suspect
-    if bias is not None:
-        image -= bias.image.astype(np.float32, copy=False)
-        mask |= bias.mask & _BAD
-    if dark is not None:
-        image -= np.float32(meta["EXPTIME"]) * dark.image.astype(np.float32, copy=False)
-        mask |= dark.mask & _BAD
-    variance = np.maximum(image, np.float32(0.0))
+    ny, nx = detector.shape
+    # per-column read-noise variance (the amplifiers sit side by side, each spanning all rows)
+    read_var = np.empty(nx, np.float32)
     for amp in detector.amplifiers:
-        variance[amp.assembled_slice()] += np.float32(amp.read_noise**2)
-    if flat is not None:
-        f = flat.image.astype(np.float32, copy=True)
-        bad_flat = ~(f > min_flat) | ((flat.mask & _BAD) != 0)
-        f[bad_flat] = 1.0
-        image /= f
-        variance /= f
-        variance /= f
-        # the master flat's own noise (a few flats of ~20000 e- each: ~0.3%) adds image**2 var(flat)/flat**2
-        flat_var = np.asarray(flat.variance)
-        if flat_var.shape == f.shape and flat_var.strides != (0, 0) and np.any(flat_var):
-            rel = np.divide(flat_var, f, dtype=np.float32)
-            rel /= f
-            rel[bad_flat] = 0.0
-            rel *= image
-            rel *= image
-            variance += rel
-            del rel
-        mask[bad_flat] |= np.int32(_BAD)
-    if defects is not None:
-        if defects.shape != detector.shape:
-            raise ValueError(f"defects shape {defects.shape} != detector shape {detector.shape}")
-        mask[defects] |= np.int32(_BAD)
-    bad = (mask & _BAD) != 0
+        read_var[amp.assembled_slice()[1]] = amp.read_noise**2
+    mask = np.empty(detector.shape, np.int32)
+    variance = np.empty(detector.shape, np.float32)
+    bad = np.empty(detector.shape, bool)
+    exptime = np.float32(meta["EXPTIME"])
+    # blocks of rows: every step below is a pass over the same few MB (in the cache), not over the CCD
+    for y0 in range(0, ny, _BLOCK_ROWS):
+        rows = slice(y0, min(y0 + _BLOCK_ROWS, ny))
+        _isr_block(
+            image[rows],
+            mask[rows],
+            variance[rows],
+            bad[rows],
+            saturated[rows],
+            None if suspect is None else suspect[rows],
+            read_var,
+            bias=None if bias is None else (bias.image[rows], bias.mask[rows]),
+            dark=None if dark is None else (dark.image[rows], dark.mask[rows]),
+            exptime=exptime,
+            flat=None if flat is None else (flat.image[rows], flat.mask[rows], _flat_variance(flat, rows)),
+            defects=None if defects is None else defects[rows],
+            min_flat=min_flat,
+        )
+    del suspect, saturated
     if do_interpolate and bad.any():
-        image = interpolate_rows(image, bad, inplace=True)
-        variance = interpolate_rows(variance, bad, inplace=True)
-        mask[bad] |= _INTRP
+        interpolate_rows_many((image, variance), bad)
+        np.bitwise_or(mask, np.int32(_INTRP), out=mask, where=bad)
     meta.update(
         {
             "BUNIT": "electron",
