@@ -27,7 +27,7 @@ from typing import Any
 
 from ._failures import classify_exception
 from ._site import EXECUTOR_LABEL, SiteConfig, load_site
-from ._worker import QuantumResult, QuantumRunner, one_line_error
+from ._worker import QBBFactory, QuantumResult, QuantumRunner, one_line_error
 from .scheduler import ExecutionOptions, GraphRun, MemoryModel, execute_quanta
 
 __all__ = ["ParslPool", "aggregate_outputs", "run_graph_parsl", "run_quantum_qbb"]
@@ -38,20 +38,8 @@ _log = logging.getLogger(__name__)
 _WARM: dict[str, tuple[Any, QuantumRunner]] = {}
 
 
-class _QBBFactory:
-    """Make a `QuantumBackedButler` for one quantum from the repository configuration (no registry)."""
-
-    def __init__(self, repo: str, graph: Any) -> None:
-        self.repo = repo
-        self.universe = graph.pipeline_graph.universe
-        self.dataset_types = {d.name: d.dataset_type for d in graph.pipeline_graph.dataset_types.values()}
-
-    def __call__(self, quantum: Any) -> Any:
-        from lsst.daf.butler import QuantumBackedButler
-
-        return QuantumBackedButler.initialize(
-            config=self.repo, quantum=quantum, dimensions=self.universe, dataset_types=self.dataset_types
-        )
+def _dataset_types(graph: Any) -> dict[str, Any]:
+    return {d.name: d.dataset_type for d in graph.pipeline_graph.dataset_types.values()}
 
 
 def _warm_up(graph_path: str, repo: str, log_level: int) -> tuple[Any, QuantumRunner]:
@@ -71,7 +59,7 @@ def _warm_up(graph_path: str, repo: str, log_level: int) -> tuple[Any, QuantumRu
     executor = SingleQuantumExecutor(
         butler=None,
         task_factory=TaskFactory(),
-        limited_butler_factory=_QBBFactory(repo, graph),
+        limited_butler_factory=QBBFactory(repo, graph.pipeline_graph.universe, _dataset_types(graph)),
         skip_existing=True,  # outputs of an earlier, complete attempt: done
         clobber_outputs=True,  # outputs of an earlier, partial attempt (a killed worker): removed first
         raise_on_partial_outputs=False,

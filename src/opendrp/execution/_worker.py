@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import OpenDRPError
 from ._failures import classify_exception, inject_fault
 
-__all__ = ["QuantumResult", "QuantumRunner", "WorkerSpec", "peak_rss_reset", "worker_main"]
+__all__ = ["QBBFactory", "QuantumResult", "QuantumRunner", "WorkerSpec", "peak_rss_reset", "worker_main"]
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ class WorkerSpec:
     output_run: str
     task_nodes_pickle: bytes
     log_level: int = logging.WARNING
+    #: pickled ``{name: DatasetType}`` of the graph: with it, quanta run on quantum-backed butlers
+    #: (`QBBFactory`) and each quantum's outputs are registered in one transaction; without, full butler
+    dataset_types_pickle: bytes = b""
+    #: where quanta run on quantum-backed butlers journal their outputs before reporting (`_registrar`)
+    journal_dir: str = ""
 
 
 @dataclasses.dataclass
@@ -52,6 +57,8 @@ class QuantumResult:
     cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
     pid: int = 0
+    #: outputs to register (`_registrar.describe_outputs`), when the quantum ran on a quantum-backed butler
+    outputs: str = ""
 
 
 def peak_rss_reset() -> None:
@@ -83,6 +90,71 @@ def one_line_error(exc: BaseException) -> str:
     return lines[0][:500]
 
 
+class QBBFactory:
+    """Make the `QuantumBackedButler` of a quantum (no registry: the datastore, with the quantum's records).
+
+    What every quantum-backed butler of a worker shares is made once: the repository configuration, the
+    storage classes and the standalone datastore (with its in-memory record tables), into which each
+    quantum's input records are imported (`QuantumBackedButler.initialize` would re-read the configuration
+    and rebuild the datastore for every quantum: ~0.1 s).  The executor closes the butler it was given when
+    the quantum ends; `close_last` is when the provenance (outputs written, with their records) has been read.
+    """
+
+    def __init__(self, repo: str, universe: Any, dataset_types: dict[str, Any]) -> None:
+        from lsst.daf.butler import ButlerConfig, StorageClassFactory
+
+        self.repo = repo
+        self.universe = universe
+        self.dataset_types = dataset_types
+        self.config = ButlerConfig(repo)
+        self.storage_classes = StorageClassFactory()
+        self.storage_classes.addFromConfig(self.config)
+        self.datastore: Any = None
+        self.database: Any = None
+        self.known: set[Any] = set()  # dataset IDs whose records are in the datastore
+        self.last: Any = None
+
+    def _datastore(self) -> Any:
+        from lsst.daf.butler._standalone_datastore import instantiate_standalone_datastore
+
+        if self.datastore is None or len(self.known) > 200_000:
+            if self.database is not None:
+                self.database.dispose()
+            self.datastore, self.database = instantiate_standalone_datastore(self.config, self.universe)
+            self.datastore._set_trust_mode(True)  # outputs of upstream quanta: read at predicted locations
+            self.known = set()
+        return self.datastore
+
+    def __call__(self, quantum: Any) -> Any:
+        import itertools
+
+        from lsst.daf.butler import QuantumBackedButler
+
+        datastore = self._datastore()
+        for records in quantum.datastore_records.values():
+            new = records.subset(set(records.records) - self.known)
+            if new is not None:
+                datastore.import_records({datastore.name: new})
+                self.known.update(new.records)
+        inputs = [ref.id for ref in itertools.chain.from_iterable(quantum.inputs.values())]
+        inputs += [ref.id for ref in quantum.initInputs.values()]
+        outputs = [ref.id for ref in itertools.chain.from_iterable(quantum.outputs.values())]
+        self.last = QuantumBackedButler(
+            inputs,
+            outputs,
+            self.universe,
+            datastore,
+            storageClasses=self.storage_classes,
+            dataset_types=self.dataset_types,
+        )
+        return self.last
+
+    def close_last(self) -> None:
+        if self.last is not None:
+            self.known.update(ref.id for ref in self.last._actual_output_refs)
+        self.last = None
+
+
 class QuantumRunner:
     """Run quanta of one output run with a full butler opened once.
 
@@ -100,18 +172,67 @@ class QuantumRunner:
         from lsst.pipe.base.taskFactory import TaskFactory
 
         self.task_nodes: dict[str, Any] = pickle.loads(spec.task_nodes_pickle)
-        if butler is None:
-            butler = Butler.from_config(spec.repo, writeable=True, run=spec.output_run)
+        self.journal_dir = spec.journal_dir
+        self.qbb: QBBFactory | None = None
         self.butler = butler
-        # Outputs of an earlier attempt of the same quantum in this run (a worker killed mid-quantum) are
-        # removed before it runs again; a quantum whose metadata exists in this run is done and is skipped.
-        self.executor = SingleQuantumExecutor(
-            butler=butler,
-            task_factory=TaskFactory(),
-            skip_existing_in=[spec.output_run],
-            clobber_outputs=True,
-            raise_on_partial_outputs=False,
-        )
+        if spec.dataset_types_pickle:
+            # Each quantum reads and writes files through a quantum-backed butler (no registry connection);
+            # the driver registers the outputs of many quanta at once (`_registrar`).
+            dataset_types = pickle.loads(spec.dataset_types_pickle)
+            universe = next(iter(dataset_types.values())).dimensions.universe
+            self.qbb = QBBFactory(spec.repo, universe, dataset_types)
+            self.executor = SingleQuantumExecutor(
+                butler=None,
+                task_factory=TaskFactory(),
+                limited_butler_factory=self.qbb,
+                skip_existing=True,  # its metadata exists: it finished (`_describe_outputs`)
+                clobber_outputs=True,  # outputs of a partial attempt (a killed worker) are removed first
+                raise_on_partial_outputs=False,
+            )
+        else:
+            if butler is None:
+                butler = self.butler = Butler.from_config(spec.repo, writeable=True, run=spec.output_run)
+            # Outputs of an earlier attempt of the same quantum in this run (a worker killed mid-quantum) are
+            # removed before it runs again; a quantum whose metadata exists in this run is done: skipped.
+            self.executor = SingleQuantumExecutor(
+                butler=butler,
+                task_factory=TaskFactory(),
+                skip_existing_in=[spec.output_run],
+                clobber_outputs=True,
+                raise_on_partial_outputs=False,
+            )
+
+    def _describe_outputs(self, quantum: Any) -> str:
+        """The outputs the quantum-backed butler of ``quantum`` wrote, as a journal line (`_registrar`).
+
+        A quantum skipped because its metadata exists (its worker died after writing its outputs and before
+        reporting) describes the outputs found on disk, to be registered if they are not yet.
+        """
+        from lsst.daf.butler.datastore.record_data import DatastoreRecordData
+
+        from ._registrar import describe_outputs, journal_append
+
+        assert self.qbb is not None
+        qbb = self.qbb.last
+        if qbb is None:
+            return ""
+        outputs = [ref for refs in quantum.outputs.values() for ref in refs]
+        provenance = qbb.extract_provenance_data()
+        if provenance.actual_outputs:
+            refs = [ref for ref in outputs if ref.id in provenance.actual_outputs]
+            records = {
+                name: DatastoreRecordData.from_simple(data)
+                for name, data in provenance.datastore_records.items()
+            }
+            line = describe_outputs(refs, records)
+        else:
+            refs = [ref for ref, ok in qbb.stored_many(outputs).items() if ok]
+            if not refs:
+                return ""
+            line = describe_outputs(refs, qbb.export_predicted_datastore_records(refs), check=True)
+        if self.journal_dir:
+            journal_append(self.journal_dir, line)
+        return line
 
     @classmethod
     def from_executor(cls, task_nodes: dict[str, Any], executor: Any) -> QuantumRunner:
@@ -120,6 +241,8 @@ class QuantumRunner:
         self.task_nodes = task_nodes
         self.butler = None
         self.executor = executor
+        self.qbb = None
+        self.journal_dir = ""
         return self
 
     def run(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> QuantumResult:
@@ -128,14 +251,21 @@ class QuantumRunner:
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             inject_fault(label)
-            result = self.executor.execute(task_node, quantum, quantum_id)
+            outputs = ""
+            try:
+                result = self.executor.execute(task_node, quantum, quantum_id)
+                if self.qbb is not None:
+                    outputs = self._describe_outputs(quantum)
+            finally:
+                if self.qbb is not None:
+                    self.qbb.close_last()
             if result.skipped_existing:
                 status = "skipped_existing"
             elif result.adjusted_no_work:
                 status = "no_work"
             else:
                 status = "succeeded"
-            out = QuantumResult(quantum_id, status)
+            out = QuantumResult(quantum_id, status, outputs=outputs)
         except Exception as exc:  # classified and reported to the driver; the worker goes on
             _log.debug("quantum %s failed:\n%s", quantum_id, traceback.format_exc())
             out = QuantumResult(quantum_id, "failed", classify_exception(exc), one_line_error(exc))

@@ -16,6 +16,7 @@ import json
 import logging
 import pickle
 import resource
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from lsst.daf.butler import Butler, CollectionType
 from lsst.daf.butler.registry import RegistryDefaults
 
 from ..errors import ConfigurationError
+from ._registrar import OutputRegistrar, replay_journals
 from ._worker import WorkerSpec
 from .graph import build_graph
 from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool, execute_quanta
@@ -302,6 +304,9 @@ def _run_pipeline(
     butler = prepare_output(str(repo), inputs=inputs, output=output, output_run=output_run)
     run = butler.run
     assert run is not None
+    edir = execution_dir(repo) or Path(tempfile.mkdtemp(prefix="opendrp-exec-"))
+    # outputs of quanta that ended before an earlier run was killed: registered before deciding what to do
+    replay_journals(butler, edir / "journal")
     components = build_graph(
         butler,
         pipeline,
@@ -310,7 +315,7 @@ def _run_pipeline(
         output=output,
         config_overrides=config_overrides,
         skip_existing_in=skip_in,
-        attach_datastore_records=options.executor == "parsl",  # the quantum-backed butler reads them
+        attach_datastore_records=True,  # quanta run on quantum-backed butlers, which read them
     )
     predicted = components.assemble()
     report = RunReport(output_run=run, output_chain=output, graph_build_s=time.perf_counter() - t0)
@@ -323,8 +328,7 @@ def _run_pipeline(
         return report
     predicted.pipeline_graph.register_dataset_types(butler)
     log_level = logging.getLogger().getEffectiveLevel() if _log.isEnabledFor(logging.INFO) else 60
-    edir = execution_dir(repo)
-    memory = MemoryModel(edir / "memory.json" if edir else None)
+    memory = MemoryModel(edir / "memory.json")
     t1 = time.perf_counter()
     if options.executor == "parsl":
         from ._parsl import run_graph_parsl
@@ -346,23 +350,38 @@ def _run_pipeline(
         predicted.write_packages(butler, compare_existing=False)
         predicted.build_execution_quanta()
         task_nodes = {node.label: node for node in predicted.pipeline_graph.tasks.values()}
+        dataset_types = {
+            node.name: node.dataset_type for node in predicted.pipeline_graph.dataset_types.values()
+        }
         spec = WorkerSpec(
-            repo=str(repo), output_run=run, task_nodes_pickle=pickle.dumps(task_nodes), log_level=log_level
+            repo=str(repo),
+            output_run=run,
+            task_nodes_pickle=pickle.dumps(task_nodes),
+            log_level=log_level,
+            dataset_types_pickle=pickle.dumps(dataset_types),
+            journal_dir=str(edir / "journal" / run.replace("/", "_")),
         )
+        registrar = OutputRegistrar(butler, spec.journal_dir)
+        runner_pool: InProcessPool | ProcessPool
         if pool is None:
+            runner_pool = InProcessPool(spec, butler=butler)
+        else:
+            pool.configure(spec)
+            runner_pool = pool
+        complete = False
+        try:
             graph_run = execute_quanta(
                 predicted,
-                InProcessPool(spec, butler=butler),
+                runner_pool,
                 options=options,
                 memory=memory,
                 progress=progress,
                 description=description,
+                on_result=lambda label, res: registrar.add(res.outputs),
             )
-        else:
-            pool.configure(spec)
-            graph_run = execute_quanta(
-                predicted, pool, options=options, memory=memory, progress=progress, description=description
-            )
+            complete = not graph_run.stopped_reason
+        finally:
+            registrar.close(complete=complete)
     report.execution_s = time.perf_counter() - t1
     nodes = predicted.quantum_only_xgraph.nodes
     for qid in predicted:
@@ -381,8 +400,7 @@ def _run_pipeline(
         )
         report.outcomes.append(outcome)
     report.stopped_reason = graph_run.stopped_reason
-    if edir is not None:
-        report.report_path = str(report.write(edir / "reports"))
+    report.report_path = str(report.write(edir / "reports"))
     if graph_run.stopped_reason:
         raise ConfigurationError(
             f"run stopped on a configuration error: {graph_run.stopped_reason}",

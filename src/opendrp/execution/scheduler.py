@@ -185,9 +185,16 @@ class ProcessPool:
         if any(w.busy is not None for w in self.workers):
             raise RuntimeError("cannot reconfigure a pool with running quanta")
         self.spec = spec
-        for w in self.workers:
+        for i, w in enumerate(self.workers):
             w.ready = False
-            w.conn.send(("spec", spec))
+            try:
+                w.conn.send(("spec", spec))
+            except OSError:  # it died while idle: a new one starts with the spec
+                w.process.join(timeout=5)
+                _log.warning(
+                    "worker %s died (exit code %s); starting another", w.process.pid, w.process.exitcode
+                )
+                self._replace(i)
 
     def free_slots(self) -> int:
         return sum(1 for w in self.workers if w.busy is None)

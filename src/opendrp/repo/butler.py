@@ -15,11 +15,14 @@ are absorbed in one module.  Collections (all names derive from the instrument n
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import sqlalchemy
 from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, CollectionType, Config, DatasetType, Timespan
 from lsst.sphgeom import ConvexPolygon, HtmPixelization, LonLat, UnitVector3d
@@ -46,6 +49,7 @@ __all__ = [
     "polygon_from_points",
     "raw_run",
     "register_dataset_type",
+    "use_wal",
     "register_patches",
     "NO_FILTER",
 ]
@@ -57,6 +61,30 @@ REFCAT_DATASET = "ref_cat"
 #: physical filter given to exposures without one (bias, dark)
 NO_FILTER = "NONE"
 NO_FILTER_BAND = "none"
+
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
+def _sqlite_synchronous_normal(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite registries run in WAL mode (`use_wal`); there ``synchronous=NORMAL`` is safe: a crashed process
+    loses nothing committed, and a commit does not wait for the disk (only a power cut can lose the last
+    transactions).  It makes each registry transaction of a quantum ~15 ms cheaper on these disks."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def use_wal(root: str | Path) -> bool:
+    """Put the SQLite registry of the repository ``root`` in write-ahead-log mode (persistent in the file).
+
+    Readers then never block the writer nor each other, so warm workers writing their outputs do not queue
+    behind one another's reads.  The repository must stay on a local file system (as SQLite requires anyway);
+    multi-node runs use PostgreSQL.  Returns whether the repository has an SQLite registry.
+    """
+    path = Path(root) / "gen3.sqlite3"
+    if not path.exists():
+        return False
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    return True
 
 
 def raw_run(instrument: str) -> str:
@@ -138,6 +166,8 @@ def create_repo(
         Butler.makeRepo(str(root), config=config, overwrite=overwrite)
     except Exception as exc:  # the middleware raises many types here (DB errors, file errors)
         raise RepositoryError(f"cannot create the repository ({exc})", where=str(root)) from exc
+    if not registry_db:
+        use_wal(root)
     butler = Butler.from_config(str(root), writeable=True)
     register_instrument(butler, camera)
     register_skymap(butler, RingsSkyMap(skymap_config))
