@@ -52,3 +52,26 @@ def test_bad_colour_terms_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="z_flux"):
         ColourTerm.parse("z,i,0,0.1").transform(_refcat(5, np.random.default_rng(0)))
     assert reference_colour(Table({"x": [1.0]}), "r") is None
+
+
+def test_hsc_ps1_library_defaults_per_band() -> None:
+    from opendrp.photometry import library_colour_terms
+    from opendrp.sfp import CalibrateConfig
+
+    terms = library_colour_terms("hsc/ps1")
+    assert sorted(terms) == ["g", "i", "r", "y", "z"]
+    g = ColourTerm.parse(terms["g"])
+    assert (g.primary, g.secondary) == ("g", "r")
+    # a star with PS1 g - r = 0.5 is 0.0073 + 0.0325 - 0.0038 = 0.036 mag fainter in HSC-G
+    t = Table({"g_flux": [10 ** (-0.4 * (20.0 - 31.4))], "r_flux": [10 ** (-0.4 * (19.5 - 31.4))]})
+    flux, _ = g.transform(t)
+    assert -2.5 * np.log10(flux[0]) + 31.4 == pytest.approx(
+        20.0 + 0.00730066 + 0.5 * 0.06508481 - 0.25 * 0.0151057
+    )
+    assert library_colour_terms("") == {}
+    cfg = CalibrateConfig(colour_term_library="HSC/ps1", colour_terms={"r": "r,i,0.0,0.1"})
+    cfg.validate()
+    resolved = cfg.resolved_colour_terms()
+    assert resolved["r"] == "r,i,0.0,0.1" and resolved["i"] == terms["i"]
+    with pytest.raises(ConfigurationError, match="colour terms"):
+        CalibrateConfig(colour_term_library="hsc/gaia").validate()

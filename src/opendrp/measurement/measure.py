@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from ..image import mask_bit
 from ..psf.model import PsfModel
+from .centroid import psf_fit_centroids
 from .moments import adaptive_moments, moments_to_ellipse
 from .psf_flux import psf_flux, psf_stamps
 from .stamps import gather_stamps, stamp_grid
@@ -103,8 +104,9 @@ def measure_sources(
     x, y : `numpy.ndarray`
         Initial (or, with ``centroid=False``, fixed) positions, 0-based pixels.
     centroid : `bool`
-        Re-centre each source (Gaussian-windowed centroid with a PSF-sized window); `False` for forced
-        photometry.
+        Re-centre each source (Gaussian-windowed centroid with a PSF-sized window; with a PSF, blended
+        sources are PSF-fitted with their neighbours' models subtracted, `psf_fit_centroids`); `False` for
+        forced photometry.
     aperture_radii : `tuple` [`float`]
         Circular aperture radii (pixels) of the ``apNNFlux`` columns.
     calib_radius : `float`
@@ -134,7 +136,8 @@ def measure_sources(
     Returns
     -------
     sources : `astropy.table.Table`
-        ``x``, ``y``, ``xErr``, ``yErr``, ``centroid_flag``, ``psfFlux``, ``psfFluxErr``, ``psfFlux_flag``,
+        ``x``, ``y``, ``xErr``, ``yErr``, ``centroid_flag``, ``centroid_blended``, ``centroid_companion``
+        (see `PsfCentroidResult`), ``psfFlux``, ``psfFluxErr``, ``psfFlux_flag``,
         ``psfFlux_chi2``, ``apNNFlux``/``apNNFluxErr``/``apNNFlux_flag``, ``calibFlux``, ``calibFluxErr``,
         ``kronFlux``, ``kronFluxErr``, ``kronRad``, ``kronFlux_flag``, ``gaussianFlux``, ``gaussianFluxErr``,
         ``ixx``, ``iyy``, ``ixy``, ``shape_flag``, ``ixxPSF``, ``iyyPSF``, ``ixyPSF``, ``extendedness``,
@@ -188,16 +191,27 @@ def measure_sources(
         update_centroid=centroid,
         adapt_shape=False,
     )
+    x_err, y_err, c_flag = win.x_err, win.y_err, win.flag if centroid else np.zeros(n, bool)
+    c_blended, c_companion = np.zeros(n, bool), np.zeros(n, bool)
     if centroid:
         x, y = ix + win.x, iy + win.y
         _saturated_centroids(np.asarray(mask), x, y, ix, iy, half, segmentation, seg_ids if use_seg else None)
+        if psf is not None:  # blended sources: PSF fits with the neighbours' models subtracted (centroid.py)
+            sat = gather_stamps((np.asarray(mask) & mask_bit("SAT")) != 0, ix, iy, 1, fill=False)[0]
+            pfit = psf_fit_centroids(data, var, bad, psf, x, y, fixed=sat.any(axis=(1, 2)))
+            fitted = np.isfinite(pfit.x_err) | pfit.companion
+            x, y, c_flag = pfit.x, pfit.y, np.where(fitted, pfit.flag, c_flag | pfit.flag)
+            x_err = np.where(np.isfinite(pfit.x_err), pfit.x_err, x_err)
+            y_err = np.where(np.isfinite(pfit.y_err), pfit.y_err, y_err)
+            c_blended, c_companion = pfit.blended, pfit.companion
     # ---- adaptive moments at the fixed centroid
     am = adaptive_moments(
         st, valid, x0=x - ix, y0=y - iy, sigma0=sig_psf, variance=vst, update_centroid=False
     )
     out["x"], out["y"] = x, y
-    out["xErr"], out["yErr"] = win.x_err, win.y_err
-    out["centroid_flag"] = win.flag if centroid else np.zeros(n, bool)
+    out["xErr"], out["yErr"] = x_err, y_err
+    out["centroid_flag"] = c_flag
+    out["centroid_blended"], out["centroid_companion"] = c_blended, c_companion
 
     # ---- PSF photometry and PSF moments
     if psf is not None:

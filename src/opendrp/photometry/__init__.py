@@ -1,6 +1,13 @@
 """Photometric calibration: zero point against a reference catalog, with colour terms."""
 
-from .colour_terms import ColourTerm, reference_colour
+from .colour_terms import COLOUR_TERM_LIBRARY, ColourTerm, library_colour_terms, reference_colour
 from .zero_point import ZeroPointResult, fit_zero_point
 
-__all__ = ["ColourTerm", "ZeroPointResult", "fit_zero_point", "reference_colour"]
+__all__ = [
+    "COLOUR_TERM_LIBRARY",
+    "ColourTerm",
+    "ZeroPointResult",
+    "fit_zero_point",
+    "library_colour_terms",
+    "reference_colour",
+]

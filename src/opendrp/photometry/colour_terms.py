@@ -14,10 +14,53 @@ from astropy.table import Table
 
 from ..errors import ConfigurationError
 
-__all__ = ["ColourTerm", "reference_colour"]
+__all__ = ["COLOUR_TERM_LIBRARY", "ColourTerm", "library_colour_terms", "reference_colour"]
 
 _AB_NJY = 31.4  # AB magnitude of 1 nJy
 _BANDS = ("u", "g", "r", "i", "z", "y")
+
+#: Built-in colour terms, ``instrument -> reference system -> band -> "primary,secondary,c0,c1,c2"``
+#: (`ColourTerm.parse`).  HSC against Pan-STARRS1 (PV3 ``grizy``) and SDSS: the coefficients Rubin's
+#: ``obs_subaru`` configures for HSC (``config/hsc/colorterms.py``, fitted on synthetic stellar photometry).
+#: Select them with ``CalibrateConfig.colour_term_library = "hsc/ps1"``.
+COLOUR_TERM_LIBRARY: dict[str, dict[str, dict[str, str]]] = {
+    "hsc": {
+        "ps1": {
+            "g": "g,r,0.00730066,0.06508481,-0.01510570",
+            "r": "r,i,0.00279757,0.02093734,-0.01877566",
+            "i": "i,z,0.00166891,-0.13944659,-0.03034094",
+            "z": "z,y,-0.00907517,-0.28840221,-0.00316369",
+            "y": "y,z,-0.00156858,0.14747401,0.02880125",
+        },
+        "sdss": {
+            "g": "g,r,-0.00816446,-0.08366937,-0.00726883",
+            "r": "r,i,0.00231810,0.01284177,-0.03068248",
+            "i": "i,z,0.00130204,-0.16922042,-0.01374245",
+            "z": "z,i,-0.00680620,0.01353969,0.01479369",
+            "y": "z,i,0.01739708,0.35652971,0.00574408",
+        },
+    },
+}
+
+
+def library_colour_terms(name: str) -> dict[str, str]:
+    """The built-in colour terms ``"instrument/reference"`` (``"hsc/ps1"``), band -> term; ``""``: none.
+
+    Raises
+    ------
+    ConfigurationError
+        For a name the library does not have (the message lists those it has).
+    """
+    if not name:
+        return {}
+    inst, _, ref = str(name).lower().partition("/")
+    try:
+        return dict(COLOUR_TERM_LIBRARY[inst][ref])
+    except KeyError:
+        known = [f"{i}/{r}" for i, refs in COLOUR_TERM_LIBRARY.items() for r in refs]
+        raise ConfigurationError(
+            f"no built-in colour terms {name!r}", where="colour_term_library", fix=f"use one of {known} or ''"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

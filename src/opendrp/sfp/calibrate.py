@@ -23,7 +23,7 @@ from ..image import Exposure, PhotoCalib, mask_bit
 from ..isr import find_cosmic_rays, grow_mask, repair_cosmic_rays
 from ..measurement import aperture_column, measure_sources, psf_fwhm, psf_sigma
 from ..measurement.apcorr import apply_aperture_corrections, fit_aperture_corrections
-from ..photometry import ColourTerm, fit_zero_point, reference_colour
+from ..photometry import ColourTerm, fit_zero_point, library_colour_terms, reference_colour
 from ..psf.fit import fit_psf, min_stars_for_degree
 from .star_selection import select_psf_stars
 
@@ -96,7 +96,15 @@ class CalibrateConfig:
     colour_terms: dict[str, str] = dataclasses.field(default_factory=dict)
     """Band -> ``"primary,secondary,c0,c1,c2"``: the reference fluxes are transformed into the instrument's
     passband (`opendrp.photometry.ColourTerm`) before the zero point; bands without one use the reference
-    band's flux as it is."""
+    band's flux as it is.  These override the ``colour_term_library`` terms of the same band."""
+    colour_term_library: str = ""
+    """Built-in per-band colour terms ``"instrument/reference"`` (`opendrp.photometry.COLOUR_TERM_LIBRARY`):
+    ``"hsc/ps1"`` for HSC calibrated against Pan-STARRS1, ``"hsc/sdss"`` against SDSS; ``""`` (default) for a
+    reference catalogue already in the instrument's passbands (the simulator's)."""
+
+    def resolved_colour_terms(self) -> dict[str, str]:
+        """Band -> colour term: the library's, overridden by ``colour_terms``."""
+        return {**library_colour_terms(self.colour_term_library), **self.colour_terms}
 
     def validate(self) -> None:
         """Raise ConfigurationError naming the first invalid field."""
@@ -116,7 +124,7 @@ class CalibrateConfig:
         for name, ok, why in checks:
             if not ok:
                 raise ConfigurationError(f"{name}={getattr(self, name)!r} {why}", where="CalibrateConfig")
-        for term in self.colour_terms.values():
+        for term in self.resolved_colour_terms().values():
             ColourTerm.parse(term)
 
 
@@ -349,6 +357,7 @@ def calibrate_exposure(
         np.isfinite(snr)
         & (snr > cfg.astrometry_min_snr)
         & ~np.asarray(src["centroid_flag"])
+        & ~np.asarray(src["centroid_companion"])  # one star of an unresolved pair: the refcat may have either
         & ~np.asarray(src["pixelFlags_saturatedCenter"])
         & ~np.asarray(src["pixelFlags_edge"])
     )
@@ -391,8 +400,9 @@ def calibrate_exposure(
     )
     ref_err = np.asarray(refcat[err_col], float)[m_ref] if err_col in refcat.colnames else None
     phot_ref = ref_flux[m_ref]
-    if band in cfg.colour_terms:  # the reference fluxes in the instrument's passband
-        term = ColourTerm.parse(cfg.colour_terms[band])
+    colour_terms = cfg.resolved_colour_terms()
+    if band in colour_terms:  # the reference fluxes in the instrument's passband
+        term = ColourTerm.parse(colour_terms[band])
         t_flux, t_err = term.transform(refcat[m_ref])
         phot_ref, ref_err = t_flux, t_err
     ref_colour = reference_colour(refcat, band)
@@ -448,7 +458,7 @@ def calibrate_exposure(
         "photom_scatter_mag": zp.scatter_mag,
         "photom_colour_slope": zp.colour_slope,
         "photom_colour_slope_err": zp.colour_slope_err,
-        "photom_colour_term": cfg.colour_terms.get(band, ""),
+        "photom_colour_term": colour_terms.get(band, ""),
         "pixel_scale_arcsec": scale,
     }
     for alg, corr in apcorr.items():
