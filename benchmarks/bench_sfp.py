@@ -14,9 +14,8 @@ Timed, as whole processes under ``/usr/bin/time -v`` (CPU = user + system, peak 
 - ``opendrp``: one Python process that reads the raw and the calibrations, runs ISR (overscan, bias, dark,
   flat, defects, variance), `calibrate_exposure` (cosmic rays, background, detection, PSF model,
   measurement, aperture corrections, astrometry, zero point) and writes the calexp, background and src.
-  Interpreter and import start-up are included; the interpreter's teardown after the outputs are closed is
-  skipped (``os._exit``, as a worker process ending would), and also measured with it
-  (``median_cpu_s_with_teardown``).
+  Interpreter start-up, imports and the interpreter's teardown at the normal end of the process are
+  included.  The process calls `opendrp.image.memory.tune_memory` first, as ``CalibrateImageTask`` does.
 - the peers on the same post-ISR image (written once, untimed, with the header pointing WCS):
   ``source-extractor`` (vignettes for PSFEx and the catalog for SCAMP), ``psfex`` (spatial degree 2),
   ``source-extractor`` with the PSF model (PSF fluxes), ``scamp`` (astrometry against the same reference
@@ -211,6 +210,8 @@ from opendrp.instrument.geometry import Pointing, detector_wcs
 from opendrp.isr import run_isr
 from opendrp.raw.format import read_raw
 from opendrp.sfp import calibrate_exposure
+from opendrp.image.memory import tune_memory
+tune_memory()  # as CalibrateImageTask.runQuantum does
 t_import = time.process_time() - t0
 info = json.loads(sys.argv[1]); work = Path(sys.argv[2])
 t0 = time.process_time()
@@ -248,15 +249,12 @@ t_write = time.process_time() - t0
 m = {k: v for k, v in res.metrics.items() if isinstance(v, (int, float))}
 print("RESULT " + json.dumps({"cpu_import_s": t_import, "cpu_read_s": t_read, "cpu_isr_s": t_isr,
       "cpu_calibrate_s": t_cal, "cpu_write_s": t_write, "metrics": m}))
-if "--teardown" not in sys.argv:  # outputs are written and closed: skip the interpreter's teardown
-    sys.stdout.flush()
-    os._exit(0)
+# the process ends normally: the interpreter's teardown is part of the figure
 """
 
 
-def run_opendrp(info: dict[str, Any], work: Path, *, teardown: bool = False) -> dict[str, Any]:
-    extra = ["--teardown"] if teardown else []
-    fig = measure([sys.executable, "-c", WORKER, json.dumps(info), str(work), *extra])
+def run_opendrp(info: dict[str, Any], work: Path) -> dict[str, Any]:
+    fig = measure([sys.executable, "-c", WORKER, json.dumps(info), str(work)])
     for line in fig.get("stdout_tail", "").splitlines():
         if line.startswith("RESULT "):
             fig.update(json.loads(line[7:]))
@@ -348,20 +346,15 @@ def main() -> int:
         detector = next(h.detector for h in map(read_raw_header, first) if h.observation_type == "science")
     info = prepare(sim, detector, work)
     print(f"set-up {time.time() - t:.0f} s: {info}", flush=True)
-    ours, ours_td, peers = [], [], []
+    ours, peers = [], []
     for k in range(args.runs):  # interleaved, so both sides see the same machine load
         ours.append(run_opendrp(info, work))
-        ours_td.append(run_opendrp(info, work, teardown=True))
         peers.append(run_peers(work))
         steps = [
             f"{n} {p.get('cpu_s', float('nan')):.2f}" for n, p in peers[-1].items() if isinstance(p, dict)
         ]
         cpu, rss = ours[-1].get("cpu_s", float("nan")), ours[-1].get("max_rss_mb", float("nan"))
-        td = ours_td[-1].get("cpu_s", float("nan"))
-        print(
-            f"run {k}: opendrp {cpu:.2f} CPU-s ({td:.2f} with teardown) {rss:.0f} MB; peers "
-            + ", ".join(steps)
-        )
+        print(f"run {k}: opendrp {cpu:.2f} CPU-s {rss:.0f} MB; peers " + ", ".join(steps))
 
     def med(rows: list[dict[str, Any]], key: str) -> float | None:
         vals = [r[key] for r in rows if isinstance(r.get(key), int | float)]
@@ -374,11 +367,11 @@ def main() -> int:
     our_cpu = med(ours, "cpu_s")
     result = {
         "benchmark": "sfp",
+        "load_average_1min_at_end": os.getloadavg()[0],
         "input": info,
         "runs": args.runs,
         "opendrp": {
             "median_cpu_s": our_cpu,
-            "median_cpu_s_with_teardown": med(ours_td, "cpu_s"),
             "median_wall_s": med(ours, "wall_s"),
             "median_max_rss_mb": med(ours, "max_rss_mb"),
             "median_cpu_by_stage_s": {

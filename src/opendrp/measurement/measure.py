@@ -1,4 +1,4 @@
-"""Source measurement: centroids, adaptive moments, PSF, aperture, Kron and Gaussian fluxes, pixel flags.
+"""Source measurement: centroids, adaptive moments, PSF, aperture, Kron, Petrosian and Gaussian fluxes, flags.
 
 Works on calexps (electrons) and coadds (nJy) alike; with ``centroid=False`` the positions are kept fixed
 (forced photometry).  Column names follow Rubin's DP1 ``Source`` schema; fluxes are in image units.
@@ -15,8 +15,9 @@ from ..image import mask_bit
 from ..psf.model import PsfModel
 from .centroid import psf_fit_centroids
 from .moments import adaptive_moments, moments_to_ellipse
+from .petrosian import petrosian_fluxes
 from .psf_flux import psf_flux, psf_stamps
-from .stamps import gather_stamps, stamp_grid
+from .stamps import gather_stamps, stamp_grid, stamp_index, take_stamps
 
 __all__ = ["DEFAULT_APERTURE_RADII", "aperture_column", "measure_sources", "psf_fwhm", "psf_sigma"]
 
@@ -88,6 +89,7 @@ def measure_sources(
     extendedness_n_sigma: float = 3.0,
     segmentation: np.ndarray | None = None,
     segment_ids: np.ndarray | None = None,
+    petrosian: bool = True,
 ) -> Table:
     """Measure sources at given positions on a background-subtracted image.
 
@@ -132,6 +134,8 @@ def measure_sources(
         pixels of other sources' segments are ignored (neighbour masking).
     segment_ids : `numpy.ndarray` [int], optional
         Segment id of each source in ``segmentation``.
+    petrosian : `bool`
+        Measure the Petrosian radius and flux (`opendrp.measurement.petrosian.petrosian_fluxes`).
 
     Returns
     -------
@@ -140,6 +144,7 @@ def measure_sources(
         (see `PsfCentroidResult`), ``psfFlux``, ``psfFluxErr``, ``psfFlux_flag``,
         ``psfFlux_chi2``, ``apNNFlux``/``apNNFluxErr``/``apNNFlux_flag``, ``calibFlux``, ``calibFluxErr``,
         ``kronFlux``, ``kronFluxErr``, ``kronRad``, ``kronFlux_flag``, ``gaussianFlux``, ``gaussianFluxErr``,
+        ``petrosianFlux``, ``petrosianFluxErr``, ``petrosianRadius`` (pixels), ``petrosian_flag``,
         ``ixx``, ``iyy``, ``ixy``, ``shape_flag``, ``ixxPSF``, ``iyyPSF``, ``ixyPSF``, ``extendedness``,
         ``sky``, ``pixelFlags_{saturated,saturatedCenter,bad,cr,interpolated,suspect,edge}``.
     """
@@ -168,16 +173,17 @@ def measure_sources(
     # ---- centroids: Gaussian-windowed, PSF-sized circular window
     ix = np.clip(np.rint(x), 0, nx - 1).astype(np.int64)
     iy = np.clip(np.rint(y), 0, ny - 1).astype(np.int64)
-    st, inside = gather_stamps(data, ix, iy, half)
-    vst, _ = gather_stamps(var, ix, iy, half)
-    bst, _ = gather_stamps(bad, ix, iy, half, fill=True)
-    valid = inside & ~bst
+    flat_idx, inside = stamp_index(data.shape, ix, iy, half)
+    st = take_stamps(data, flat_idx, inside)
+    vst = take_stamps(var, flat_idx, inside)
+    valid = inside & ~take_stamps(bad, flat_idx, inside, fill=True)
     use_seg = segmentation is not None and segment_ids is not None
     seg_ids = np.zeros(n, np.int64)
     if segmentation is not None and segment_ids is not None:
         seg_ids = np.asarray(segment_ids, np.int64)
-        sst, _ = gather_stamps(segmentation, ix, iy, half, fill=0)
+        sst = take_stamps(segmentation, flat_idx, inside, fill=0)
         valid &= (sst == 0) | (sst == seg_ids[:, None, None])
+        del sst
     # a pixel counts only if its mirror image through the stamp centre counts too: a symmetric profile then
     # keeps a symmetric window near edges, bad columns and masked neighbours (no centroid or shape bias)
     valid &= valid[:, ::-1, ::-1]
@@ -286,6 +292,13 @@ def measure_sources(
     out["kronRad"] = kr * np.sqrt(a * b)
     out["kronFlux_flag"] = kfl | (kflag != 0) | (kr <= 0)
 
+    # ---- Petrosian radius (eta = 0.2) and flux within 2 Petrosian radii (SDSS)
+    if petrosian:
+        pet = petrosian_fluxes(data, x, y, variance=var, mask=sep_mask, **_petrosian_seg(seg_kw))
+        out["petrosianFlux"], out["petrosianFluxErr"] = pet.flux, pet.flux_err
+        out["petrosianRadius"] = pet.radius
+        out["petrosian_flag"] = pet.flag
+
     # ---- Gaussian flux and moments
     out["gaussianFlux"], out["gaussianFluxErr"] = am.flux, am.flux_err
     out["ixx"], out["iyy"], out["ixy"] = am.ixx, am.iyy, am.ixy
@@ -324,6 +337,11 @@ def measure_sources(
             )
             out["extendedness"] = ext_col
     return out
+
+
+def _petrosian_seg(seg_kw: dict) -> dict:
+    """The segmentation arguments of the circular apertures, for `petrosian_fluxes`."""
+    return {"segmap": seg_kw["segmap"], "seg_id": seg_kw["seg_id"]} if seg_kw else {}
 
 
 def _saturated_centroids(

@@ -139,7 +139,7 @@ class CalibrateResult:
 
 
 #: Flux columns converted from instrumental units to nJy (with their ``Err``).
-FLUX_COLUMNS = ("psfFlux", "calibFlux", "kronFlux", "gaussianFlux")
+FLUX_COLUMNS = ("psfFlux", "calibFlux", "kronFlux", "gaussianFlux", "petrosianFlux")
 
 
 def source_id_base(metadata: dict[str, Any]) -> int:
@@ -280,6 +280,7 @@ def calibrate_exposure(
         calib_radius=cfg.calib_radius,
         segmentation=seg,
         segment_ids=seg_ids[bright],
+        petrosian=False,
     )
     m0["deblended"] = np.asarray(det["deblended"])[bright]
     stars = select_psf_stars(

@@ -12,6 +12,7 @@ from astropy.table import Table, vstack
 
 from ..calib import defects_to_mask
 from ..image import Exposure, mask_bit
+from ..image.memory import tune_memory
 from ..instrument import Camera
 from ..instrument.geometry import Pointing, detector_wcs
 from ..isr import run_isr
@@ -130,6 +131,7 @@ class CalibrateImageTask(pipe_base.PipelineTask):
     config: CalibrateImageTaskConfig
 
     def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
+        tune_memory()  # full-size temporaries reused from the heap (no page faults per array)
         inputs = butlerQC.get(inputRefs)
         shards = [h.get() for h in inputs.pop("ref_cat")]
         refcat = vstack(shards, metadata_conflicts="silent") if shards else Table()
