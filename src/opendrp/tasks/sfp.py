@@ -111,6 +111,12 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
         "passband, m = m_p + c0 + c1 (m_p - m_s) + c2 (m_p - m_s)**2, before the zero point.",
         default={},
     )
+    colour_term_library = pex_config.Field[str](
+        doc="Built-in per-band colour terms 'instrument/reference' (opendrp.photometry.COLOUR_TERM_LIBRARY): "
+        "'hsc/ps1' for HSC against Pan-STARRS1, 'hsc/sdss' against SDSS; '' for a reference catalogue "
+        "already in the instrument's passbands (the simulator's). colour_terms override its terms.",
+        default="",
+    )
 
     def calibrate_config(self) -> CalibrateConfig:
         return CalibrateConfig(
@@ -120,6 +126,7 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
             do_aperture_correction=self.do_aperture_correction,
             aperture_correction_degree=self.aperture_correction_degree,
             colour_terms=dict(self.colour_terms),
+            colour_term_library=self.colour_term_library,
         )
 
 
