@@ -4,8 +4,8 @@ Conventions of a warp (an `opendrp.image.Exposure` of the full target shape, or 
 its data box only, with the WCS and PSF polygons shifted to the box origin):
 
 * ``image``: surface brightness in **nJy per target pixel**: the input counts times
-  ``photo_calib.calibration_mean`` times the source-pixel area per target pixel, so that the sum of a star's
-  warp pixels equals its calibrated flux.
+  ``photo_calib``'s calibration at the input pixel (``calibration_mean``, or its plane across the CCD) times
+  the source-pixel area per target pixel, so that the sum of a star's warp pixels equals its calibrated flux.
 * ``variance``: nJy**2, the per-pixel variance of the resampled image, ``sum(w**2 var)`` over the kernel
   taps (exact for independent input pixels; ``exact_variance=False`` instead interpolates the variance
   bilinearly and multiplies by ``sum(w**2)``, the same where the variance is locally constant).  Resampling
@@ -174,6 +174,7 @@ def warp_exposure(
     nearest_offset = (a - 1) * (width_p + 1)  # flat offset from the first tap to pixel (floor(y), floor(x))
 
     calib = float(exposure.photo_calib.calibration_mean)
+    calib_plane = None if exposure.photo_calib.is_constant else exposure.photo_calib  # a gradient: per pixel
     bw, bh = bbox.width, bbox.height
     out_image = np.empty(bh * bw, np.float32)  # the box, row-major; embedded in the full grid at the end
     out_var = np.empty(bh * bw, np.float32)
@@ -198,6 +199,7 @@ def warp_exposure(
                 out_var[chunk] = np.inf
                 out_mask[chunk] = no_data
                 continue
+        rel = None if calib_plane is None else calib_plane.relative_at(x, y).astype(np.float32)
         x -= cx0
         y -= cy0
         if not interior:
@@ -238,6 +240,8 @@ def warp_exposure(
         msk |= flat_mask.take(nearest + width_p + 1, mode="wrap")
         scale = det.astype(np.float32)
         scale *= np.float32(calib)
+        if rel is not None:
+            scale *= rel
         val *= scale
         scale *= scale
         var *= scale

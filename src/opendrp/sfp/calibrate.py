@@ -93,6 +93,9 @@ class CalibrateConfig:
     """Minimum S/N (source and reference) of zero-point stars."""
     photometry_min_stars: int = 3
     """Fewest zero-point stars: fewer raise AlgorithmError."""
+    photometry_gradient_min_stars: int = 30
+    """With at least this many zero-point stars spread over the CCD, the zero point is a plane in the CCD
+    position (transparency changing across the field); 0: always a constant."""
     colour_terms: dict[str, str] = dataclasses.field(default_factory=dict)
     """Band -> ``"primary,secondary,c0,c1,c2"``: the reference fluxes are transformed into the instrument's
     passband (`opendrp.photometry.ColourTerm`) before the zero point; bands without one use the reference
@@ -120,6 +123,7 @@ class CalibrateConfig:
             ("aperture_correction_degree", 0 <= self.aperture_correction_degree <= 4, "must be in [0, 4]"),
             ("aperture_radii", len(self.aperture_radii) > 0 and min(self.aperture_radii) > 0, "must be > 0"),
             ("match_radius_arcsec", self.match_radius_arcsec > 0, "must be > 0"),
+            ("photometry_gradient_min_stars", self.photometry_gradient_min_stars >= 0, "must be >= 0"),
         ]
         for name, ok, why in checks:
             if not ok:
@@ -415,6 +419,9 @@ def calibrate_exposure(
         min_snr=cfg.photometry_min_snr,
         min_stars=cfg.photometry_min_stars,
         colour=None if ref_colour is None else ref_colour[0][m_ref],
+        x=np.asarray(src["x"])[m_src] if cfg.photometry_gradient_min_stars > 0 else None,
+        y=np.asarray(src["y"])[m_src] if cfg.photometry_gradient_min_stars > 0 else None,
+        gradient_min_stars=max(cfg.photometry_gradient_min_stars, 3),
     )
     phot_used = np.zeros(len(src), bool)
     phot_used[m_src[zp.used]] = True
@@ -460,6 +467,8 @@ def calibrate_exposure(
         "photom_colour_slope": zp.colour_slope,
         "photom_colour_slope_err": zp.colour_slope_err,
         "photom_colour_term": colour_terms.get(band, ""),
+        "photom_gradient_x": photo_calib.gradient_x,
+        "photom_gradient_y": photo_calib.gradient_y,
         "pixel_scale_arcsec": scale,
     }
     for alg, corr in apcorr.items():
@@ -513,12 +522,13 @@ def _finalize_catalog(
     out["coord_raErr"] = err * scale_deg
     out["coord_decErr"] = err * scale_deg
     flux_cols = list(FLUX_COLUMNS) + [aperture_column(r) for r in cfg.aperture_radii]
+    sx, sy = np.asarray(src["x"], float), np.asarray(src["y"], float)
     for name in src.colnames:
         col = np.asarray(src[name])
         if name in flux_cols:
-            out[name] = photo_calib.instflux_to_njy(col)
+            out[name] = photo_calib.instflux_to_njy(col, sx, sy)
         elif name.endswith("Err") and name[:-3] in flux_cols:
-            out[name] = photo_calib.instflux_err_to_njy(np.asarray(src[name[:-3]]), col)
+            out[name] = photo_calib.instflux_err_to_njy(np.asarray(src[name[:-3]]), col, sx, sy)
         else:
             out[name] = col
     out["footprintArea"] = np.asarray(det["footprint_area"], np.int32)
