@@ -15,7 +15,8 @@ Timed, as whole processes under ``/usr/bin/time -v`` (CPU = user + system, peak 
   flat, defects, variance), `calibrate_exposure` (cosmic rays, background, detection, PSF model,
   measurement, aperture corrections, astrometry, zero point) and writes the calexp, background and src.
   Interpreter start-up, imports and the interpreter's teardown at the normal end of the process are
-  included.  The process calls `opendrp.image.memory.tune_memory` first, as ``CalibrateImageTask`` does.
+  included.  The process calls `opendrp.image.memory.tune_memory` first, as ``CalibrateImageTask`` does,
+  and freezes its import-time objects out of the garbage collector's reach, as a warm worker does.
 - the peers on the same post-ISR image (written once, untimed, with the header pointing WCS):
   ``source-extractor`` (vignettes for PSFEx and the catalog for SCAMP), ``psfex`` (spatial degree 2),
   ``source-extractor`` with the PSF model (PSF fluxes), ``scamp`` (astrometry against the same reference
@@ -212,6 +213,8 @@ from opendrp.raw.format import read_raw
 from opendrp.sfp import calibrate_exposure
 from opendrp.image.memory import tune_memory
 tune_memory()  # as CalibrateImageTask.runQuantum does
+import gc
+gc.collect(); gc.freeze()  # as a warm worker does once its imports are done (execution._worker._warm_up)
 t_import = time.process_time() - t0
 info = json.loads(sys.argv[1]); work = Path(sys.argv[2])
 t0 = time.process_time()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gc
 import logging
 import os
 import pickle
@@ -312,6 +313,10 @@ def _warm_up() -> None:
             importlib.import_module(name)
         except ImportError:  # reported when a quantum needs it
             pass
+    # The ~10^6 objects made by the imports live as long as the process: out of the garbage collector's
+    # reach, they are not traversed again by every full collection (~0.2 CPU-s per full-size CCD quantum).
+    gc.collect()
+    gc.freeze()
 
 
 def worker_main(conn: Connection, spec: WorkerSpec | None = None) -> None:
@@ -343,11 +348,9 @@ def worker_main(conn: Connection, spec: WorkerSpec | None = None) -> None:
         conn.send(("ready", os.getpid()))
         return True
 
-    if spec is not None:
-        if not configure(spec):
-            return
-    else:
-        _warm_up()
+    _warm_up()
+    if spec is not None and not configure(spec):
+        return
     while True:
         try:
             msg = conn.recv()
