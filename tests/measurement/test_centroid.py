@@ -1,5 +1,6 @@
 """PSF-fit centroids of blended sources (`opendrp.measurement.centroid`) against known true positions."""
 
+import galsim
 import numpy as np
 import pytest
 
@@ -125,6 +126,48 @@ def test_isolated_sources_and_galaxies_keep_their_position():
     assert not r.companion.any() and not r.blended.any() and not r.flag.any()
     np.testing.assert_array_equal(r.x, x)
     np.testing.assert_array_equal(r.y, y)
+
+
+def test_marginally_resolved_galaxies_are_not_split():
+    """Bright, compact, elongated galaxies: two PSFs fit them better than one, but they are wider than the PSF
+    across the line joining the two components; no companion, and the position stays the galaxy's centre."""
+    rng = np.random.default_rng(11)
+    psf = _psf()
+    n_split, errors = 0, []
+    for _ in range(8):
+        e = rng.uniform(0.5, 0.7)
+        ang = rng.uniform(0, np.pi)
+        xg, yg = 80.0 + rng.uniform(-0.5, 0.5), 60.0 + rng.uniform(-0.5, 0.5)
+        # an exponential disk (half-light radius 1.5 pixels) seen through a round Moffat PSF
+        profile = galsim.Convolve(
+            galsim.Exponential(half_light_radius=1.5, flux=1e6).shear(
+                e1=e * np.cos(2 * ang), e2=e * np.sin(2 * ang)
+            ),
+            galsim.Moffat(beta=3.5, fwhm=FWHM),
+        )
+        image = galsim.ImageD(SHAPE[1], SHAPE[0], scale=1.0)
+        img = profile.drawImage(image, offset=(xg - (SHAPE[1] - 1) / 2, yg - (SHAPE[0] - 1) / 2)).array
+        var = 100.0 + img
+        img = img + rng.normal(size=SHAPE) * np.sqrt(var)
+        r = psf_fit_centroids(img, var, np.zeros(SHAPE, bool), psf, np.array([xg + 0.05]), np.array([yg]))
+        n_split += int(r.companion[0])
+        errors.append(np.hypot(r.x[0] - xg, r.y[0] - yg))
+    assert n_split == 0
+    assert np.max(errors) < 0.1
+
+
+def test_distant_bright_neighbour_model_does_not_wrap():
+    """A neighbour 16 pixels away (beyond the 25-pixel kernel's half width from the target's window edge):
+    its shifted model is zero beyond the kernel, not the periodic interpolant's wrapped far side."""
+    psf = _psf()
+    xs, ys, fs = np.array([70.3, 86.6]), np.array([60.2, 63.1]), np.array([3e4, 6e5])
+    img = _render(xs, ys, fs)
+    r = psf_fit_centroids(
+        img, np.full(SHAPE, 100.0), np.zeros(SHAPE, bool), psf, xs + 0.2, ys - 0.2, refit_all=True
+    )
+    assert not r.flag.any()
+    np.testing.assert_allclose(r.x, xs, atol=5e-3)
+    np.testing.assert_allclose(r.y, ys, atol=5e-3)
 
 
 def test_runaway_fit_is_flagged_and_keeps_the_start():

@@ -50,27 +50,36 @@ def psf_kernels(psf: PsfModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return k / np.where(total > 0, total, 1.0)[:, None, None]
 
 
-def _dirichlet(k: np.ndarray, d: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+def _dirichlet(
+    k: np.ndarray, d: np.ndarray, p: int, derivative: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The periodic sinc ``D(t) = sin(pi t) / (p sin(pi t / p))`` at ``t = k - d``, and ``dD/dt``.
 
-    ``k``: integers ``(m, w, p)``; ``d``: shifts ``(m,)``; period ``p`` odd.  Shifting a ``p``-periodic
-    sampled signal by ``d`` is exact for band-limited signals with this kernel,
-    ``g(a) = sum_b D(a - b - d) f(b)`` (the Fourier shift theorem written in real space).  With ``k`` an
-    integer, the trigonometric functions of ``t`` reduce to those of ``d`` and tables in ``k``.
+    ``k``: integers ``(m, w, p)`` (or ``(1, w, p)``, shared by all rows); ``d``: shifts ``(m,)``; period ``p``
+    odd.  Shifting a ``p``-periodic sampled signal by ``d`` is exact for band-limited signals with this
+    kernel, ``g(a) = sum_b D(a - b - d) f(b)`` (the Fourier shift theorem written in real space).  With ``k``
+    an integer, the trigonometric functions of ``t`` reduce to those of ``d`` and tables in ``k``.  Without
+    ``derivative``, `None` is returned for ``dD/dt``.
     """
-    sign = 1.0 - 2.0 * (k % 2)  # (-1)**k
-    sk, ck = np.sin(np.pi * k / p), np.cos(np.pi * k / p)
+    kk = np.mod(k, 2 * p)  # sin and cos of pi k / p and (-1)**k from tables of period 2p
+    phase = np.pi * np.arange(2 * p) / p
+    sk, ck = np.sin(phase)[kk], np.cos(phase)[kk]
+    sign = (1.0 - 2.0 * (np.arange(2 * p) % 2))[kk]  # (-1)**k (2p is even)
     dd = d[:, None, None]
-    sd, cd = np.sin(np.pi * dd), np.cos(np.pi * dd)
+    sd = np.sin(np.pi * dd)
     sdp, cdp = np.sin(np.pi * dd / p), np.cos(np.pi * dd / p)
     sin_t = -sign * sd  # sin(pi (k - d))
-    cos_t = sign * cd
     sin_tp = sk * cdp - ck * sdp  # sin(pi (k - d) / p)
-    cos_tp = ck * cdp + sk * sdp
     small = np.abs(sin_tp) < 1e-9  # t = 0 mod p
-    sin_tp = np.where(small, 1.0, sin_tp)
-    val = np.where(small, 1.0, sin_t / (p * sin_tp))
-    der = np.where(small, 0.0, np.pi * (cos_t * sin_tp - sin_t * cos_tp / p) / (p * sin_tp**2))
+    sin_tp[small] = 1.0
+    val = sin_t / (p * sin_tp)
+    val[small] = 1.0
+    if not derivative:
+        return val, None
+    cos_t = sign * np.cos(np.pi * dd)
+    cos_tp = ck * cdp + sk * sdp
+    der = np.pi * (cos_t * sin_tp - sin_t * cos_tp / p) / (p * sin_tp**2)
+    der[small] = 0.0
     return val, der
 
 
@@ -114,14 +123,33 @@ class _ShiftedPsf:
         # integer part of the kernel argument: shared (1, w, p) when the offsets are, else (m, w, p)
         ky = self.c + (oy[:1] if _shared(oy) else oy)[:, :, None] - b
         kx = self.c + (ox[:1] if _shared(ox) else ox)[:, :, None] - b
-        sy, dsy = _dirichlet(ky, dy, self.p)
-        sx, dsx = _dirichlet(kx, dx, self.p)
+        sy, dsy = _dirichlet(ky, dy, self.p, derivatives)
+        sx, dsx = _dirichlet(kx, dx, self.p, derivatives)
         t1 = sy @ k
         sxt = sx.transpose(0, 2, 1)
         m = t1 @ sxt
-        if not derivatives:
+        if dsx is None or dsy is None:
             return m, m[:0], m[:0]
         return m, -(t1 @ dsx.transpose(0, 2, 1)), -((dsy @ k) @ sxt)
+
+    def sampled(self, dx: np.ndarray, dy: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The rows' kernels shifted by ``(dx, dy)``, sampled on one whole period, ``(m, p, p)``."""
+        o = np.arange(-self.c, self.c + 1)
+        full = np.broadcast_to(o, (len(rows), self.p))
+        return self.window(dx, dy, full, full, rows=rows, derivatives=False)[0]
+
+    def gather(self, sampled: np.ndarray, which: np.ndarray, ox: np.ndarray, oy: np.ndarray) -> np.ndarray:
+        """Values of ``sampled[which]`` (from `sampled`) at integer offsets ``ox``, ``oy`` (``(m, w)``).
+
+        Offsets beyond the padded kernel are zero: the shifted model is not periodic there (evaluating the
+        periodic sinc at them would wrap the kernel's far side around).
+        """
+        gy, gx = oy + self.c, ox + self.c
+        vy, vx = (gy >= 0) & (gy < self.p), (gx >= 0) & (gx < self.p)
+        gy, gx = np.clip(gy, 0, self.p - 1), np.clip(gx, 0, self.p - 1)
+        out = sampled[which[:, None, None], gy[:, :, None], gx[:, None, :]]
+        out *= vy[:, :, None] & vx[:, None, :]
+        return out
 
 
 @dataclasses.dataclass
@@ -182,6 +210,7 @@ def psf_fit_centroids(
     companion_min_snr: float = 5.0,
     companion_chi2_gain: float = 0.5,
     companion_max_chi2: float = 3.0,
+    companion_extended_sigma: float = 3.0,
 ) -> PsfCentroidResult:
     """Positions of sources fitted with the PSF model, neighbours' models subtracted.
 
@@ -227,6 +256,9 @@ def psf_fit_centroids(
     companion_chi2_gain, companion_max_chi2 : `float`
         Two PSFs are kept only when their reduced chi2 is below this fraction of one PSF's and below this
         value (a galaxy is not fitted well by two PSFs either).
+    companion_extended_sigma : `float`
+        Two PSFs are not kept when the data are wider than their model across the line joining them by more
+        than this many sigma (a resolved galaxy: two point sources are only as wide as the PSF across it).
 
     Returns
     -------
@@ -267,11 +299,18 @@ def psf_fit_centroids(
     pox = (ix[pi] - ix[pj])[:, None] + offs[None, :]
     poy = (iy[pi] - iy[pj])[:, None] + offs[None, :]
 
+    def neighbour_models(sel: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """The unit-flux models of the selected pairs' neighbours ``j`` on the windows of their targets ``i``:
+        each neighbour's kernel is shifted once, then sampled at the pairs' integer offsets."""
+        js, which = np.unique(pj[sel], return_inverse=True)
+        sampled = spsf.sampled(xs[js] - ix[js], ys[js] - iy[js], js)
+        return spsf.gather(sampled, which, pox[sel], poy[sel])
+
     def neighbours(xs: np.ndarray, ys: np.ndarray, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros_like(data)
         if not len(pi):
             return out, np.zeros(0)
-        mp, _, _ = spsf.window(xs[pj] - ix[pj], ys[pj] - iy[pj], pox, poy, rows=pj, derivatives=False)
+        mp = neighbour_models(np.ones(len(pj), bool), xs, ys)
         contrib = np.maximum(flux[pj], 0.0)[:, None, None] * mp
         np.add.at(out, pi, contrib)
         return out, (contrib * disk).sum(axis=(1, 2))
@@ -315,14 +354,7 @@ def psf_fit_centroids(
         for it in range(n_iter):
             m, mx, my = spsf.window(xs[act] - ix[act], ys[act] - iy[act], wa, wa, rows=act)
             if it > 0 and pa.any():
-                mp, _, _ = spsf.window(
-                    xs[pj[pa]] - ix[pj[pa]],
-                    ys[pj[pa]] - iy[pj[pa]],
-                    pox[pa],
-                    poy[pa],
-                    rows=pj[pa],
-                    derivatives=False,
-                )
+                mp = neighbour_models(pa, xs, ys)
                 nb = np.zeros_like(data)
                 np.add.at(nb, pi[pa], np.maximum(flux[pj[pa]], 0.0)[:, None, None] * mp)
                 neigh[act] = nb[act]
@@ -387,6 +419,9 @@ def psf_fit_centroids(
                 chi2_gain=companion_chi2_gain,
                 max_chi2=companion_max_chi2,
                 min_sep=0.5 * fwhm,
+                extended_sigma=companion_extended_sigma,
+                psf_model_error=psf_model_error,
+                sigma_w=fwhm / 2.3548,
             )
     return PsfCentroidResult(xs, ys, x_err, y_err, flux, chi2, blended, companion, flag)
 
@@ -416,6 +451,9 @@ def _fit_companions(
     chi2_gain: float,
     max_chi2: float,
     min_sep: float,
+    extended_sigma: float = 3.0,
+    psf_model_error: float = 0.01,
+    sigma_w: float = 1.5,
     n_iter: int = 10,
 ) -> None:
     """Re-fit badly fitted sources as two PSFs; update ``xs``, ``ys``, ``companion`` in place.
@@ -424,6 +462,12 @@ def _fit_companions(
     companion starts at the peak of the PSF-matched-filtered residual of the one-PSF fit, the primary where
     the flux-weighted mean of the two stays at the one-PSF position; both positions and fluxes and a
     constant are then fitted (Gauss-Newton).
+
+    A galaxy that two PSFs fit better than one (an elongated, marginally resolved one) is told from a pair
+    by its width across the line joining the two components: two point sources are as narrow as the PSF
+    there, a galaxy is wider.  The residual's Gaussian-weighted second moment across that line,
+    ``sum W q**2 (d - model)`` (``q`` the distance from the line, ``W`` a PSF-sized Gaussian about the
+    brighter component, the one whose position is kept), must not exceed ``extended_sigma`` times its noise.
     """
     k = len(cand)
     wsz = 2 * h + 1
@@ -486,6 +530,21 @@ def _fit_companions(
     n_pix = u.sum(axis=(1, 2))
     chi2_two = (np.where(u, d - model, 0.0) ** 2 * w).sum(axis=(1, 2)) / np.maximum(n_pix - 7, 1)
     f2_err = np.sqrt(np.maximum(np.linalg.inv(a_mat)[:, 3, 3], 1e-300))
+    # width across the line joining the components: data minus the two-PSF model, weighted by q**2
+    sep_x, sep_y = p2x - p1x, p2y - p1y
+    norm = np.maximum(np.hypot(sep_x, sep_y), 1e-9)
+    first = f1 >= f2
+    cx, cy = np.where(first, p1x, p2x), np.where(first, p1y, p2y)  # about the brighter component
+    gx = offs[None, None, :] - cx[:, None, None]
+    gy = offs[:, None][None] - cy[:, None, None]
+    q = (gx * -sep_y[:, None, None] + gy * sep_x[:, None, None]) / norm[:, None, None]
+    wq = np.where(u, np.exp(-0.5 * (gx * gx + gy * gy) / sigma_w**2) * q * q, 0.0)
+    noise2 = (
+        np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0)
+        + (psf_model_error * (model - sol[:, 6, None, None])) ** 2
+    )
+    wide = (wq * (d - model)).sum(axis=(1, 2))
+    wide_err = np.sqrt(np.maximum((wq * wq * noise2).sum(axis=(1, 2)), 1e-300))
     lim = (h - 0.5) ** 2
     accept = (
         ok
@@ -495,8 +554,8 @@ def _fit_companions(
         & (p1x**2 + p1y**2 < lim)
         & (p2x**2 + p2y**2 < lim)
         & (np.hypot(p1x - p2x, p1y - p2y) > min_sep)
+        & (wide < extended_sigma * wide_err)
     )
-    first = f1 >= f2
     idx = cand[accept]
     xs[idx] = (np.where(first, p1x, p2x) + ix[cand])[accept]
     ys[idx] = (np.where(first, p1y, p2y) + iy[cand])[accept]
