@@ -1,38 +1,49 @@
-"""Graph-building benchmark: quantum graphs of ~10k and ~100k quanta of the DRP's step1 (calibrateImage per
+"""Graph-building benchmark: quantum graphs of 10k and 100k quanta of the DRP's step1 (calibrateImage per
 visit x detector) on a synthetic registry, built the way `opendrp run` builds them
-(`opendrp.execution.graph.build_graph`: AllDimensionsQuantumGraphBuilder, datastore records attached).
+(`opendrp.execution.graph.build_graph`, then ``.assemble()``).  Target (issue 5): 100k quanta in <= 120 s
+wall and <= 4 GB, on 2 cores.
 
 The registry holds dimension records only (instrument, 100 detectors, N visits with their exposures,
 visit_definition, visit_detector_region with regions) and registry-only datasets (no files): one ``raw`` per
 exposure x detector, the ``camera``, and one ``ref_cat`` shard per htm7 trixel of the field, so the
-builder does the same spatial prerequisite lookups as on real data.  Calibration lookups are off
-(``do_bias=False do_flat=False``).
+builder does the same spatial prerequisite look-ups as on real data.  Calibration look-ups are off
+(``do_bias=False do_flat=False``) unless ``--calibs`` (then a certified bias per detector and flat per
+detector x filter are added and looked up by validity range).
 
-Each build runs in a fresh process under ``/usr/bin/time -v`` (whole-process CPU, wall, peak RSS); target:
-100k quanta in <= 120 s and <= 4 GB.
+Each build runs in a fresh process under ``/usr/bin/time -v`` (whole-process CPU of the process and its
+chunk workers, wall, peak RSS of the largest process); the child also samples the summed RSS of itself and
+its workers (``tree_rss_mb``).  Medians of ``--repeat`` runs; the load average (1 min) before and after each
+run is recorded, as others share the 2 cores.  ``--processes 1`` builds in one process (no chunks).
 
-usage: python benchmarks/bench_graph.py [--sizes 100,1000] [--out benchmarks/results/graph.json]
-       python benchmarks/bench_graph.py --profile 100     # cProfile of the build, top functions
+usage: python benchmarks/bench_graph.py [--sizes 100,1000] [--repeat 3] [--processes 0] [--calibs]
+                                        [--out bench_out/graph.json]
+       python benchmarks/bench_graph.py --profile 100     # cProfile of one build in one process
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-from _timing import measure  # noqa: E402
+from _timing import measure, summarize  # noqa: E402
 
 N_DETECTORS = 100
 INSTRUMENT = "HSC"
 WHERE = f"instrument = '{INSTRUMENT}'"
 OVERRIDES = {"calibrateImage": {"do_bias": False, "do_flat": False}}
+TARGET = {"quanta": 100_000, "wall_s": 120, "max_rss_mb": 4096}
 
 
 def _box(ra0: float, dec0: float, size: float):  # type: ignore[no-untyped-def]
@@ -42,8 +53,9 @@ def _box(ra0: float, dec0: float, size: float):  # type: ignore[no-untyped-def]
     return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in pts])
 
 
-def make_registry(root: Path, n_visits: int) -> float:
-    """A repository with dimension records and registry-only datasets for ``n_visits`` x 100 detectors."""
+def make_registry(root: Path, n_visits: int, *, calibs: bool = False) -> float:
+    """A repository with dimension records and registry-only datasets for ``n_visits`` x 100 detectors
+    (``calibs``: also a certified bias per detector and flat per detector); returns the seconds it took."""
     import astropy.units as u
     from astropy.time import Time, TimeDelta
     from lsst.daf.butler import Butler, CollectionType, DatasetType, Timespan
@@ -115,24 +127,61 @@ def make_registry(root: Path, n_visits: int) -> float:
     reg.insertDatasets(raw_type, ids, run="HSC/raw/all")
     reg.insertDatasets(cam_type, [{"instrument": INSTRUMENT}], run="HSC/camera")
     reg.insertDatasets(ref_type, [{"htm7": t} for t in sorted(trixels)], run="refcats")
+    chain = ["HSC/raw/all", "HSC/camera", "refcats"]
+    if calibs:
+        dets = [{"instrument": INSTRUMENT, "detector": d} for d in range(N_DETECTORS)]
+        bias_type = DatasetType("bias", ["instrument", "detector"], "DrpExposure", universe=universe,
+                                isCalibration=True)  # fmt: skip
+        flat_type = DatasetType("flat", ["instrument", "detector", "physical_filter"], "DrpExposure",
+                                universe=universe, isCalibration=True)  # fmt: skip
+        reg.registerRun("HSC/calib/build")
+        reg.registerCollection("HSC/calib", CollectionType.CALIBRATION)
+        validity = Timespan(t_start - TimeDelta(1 * u.day), None)
+        for dtype, rows in (
+            (bias_type, dets),
+            (flat_type, [{**d, "physical_filter": "HSC-G"} for d in dets]),
+        ):
+            reg.registerDatasetType(dtype)
+            refs = reg.insertDatasets(dtype, rows, run="HSC/calib/build")
+            reg.certify("HSC/calib", refs, validity)
+        chain.append("HSC/calib")
     reg.registerCollection("HSC/defaults", CollectionType.CHAINED)
-    reg.setCollectionChain("HSC/defaults", ["HSC/raw/all", "HSC/camera", "refcats"])
+    reg.setCollectionChain("HSC/defaults", chain)
     return time.perf_counter() - t0
 
 
-def build(repo: str, profile: bool = False) -> None:
-    """Child process: build the step1 graph as `opendrp run` does and print its size."""
+def _tree_rss_sampler(stop: threading.Event, peak: list[float]) -> None:
+    """Peak of the summed RSS (MB) of this process and its children (the chunk workers), every 0.2 s."""
+    import psutil
+
+    me = psutil.Process()
+    while not stop.is_set():
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        peak[0] = max(peak[0], total / 2**20)
+        stop.wait(0.2)
+
+
+def build(repo: str, *, calibs: bool, processes: int, profile: bool = False) -> None:
+    """Child process: build the step1 graph as `opendrp run` does, assemble it and print its size."""
     from opendrp.execution import drp_pipeline_path
     from opendrp.execution.graph import build_graph
     from opendrp.execution.runner import prepare_output
 
+    stop, peak = threading.Event(), [0.0]
+    sampler = threading.Thread(target=_tree_rss_sampler, args=(stop, peak), daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     butler = prepare_output(repo, inputs=["HSC/defaults"], output="HSC/runs/bench")
 
     def go():  # type: ignore[no-untyped-def]
         return build_graph(
             butler, drp_pipeline_path(), labels=["step1"], where=WHERE, output="HSC/runs/bench",
-            config_overrides=OVERRIDES,
+            config_overrides=None if calibs else OVERRIDES, processes=processes or None,
         )  # fmt: skip
 
     if profile:
@@ -145,43 +194,76 @@ def build(repo: str, profile: bool = False) -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     else:
         components = go()
+    t1 = time.perf_counter()
     predicted = components.assemble()
-    print(f"QUANTA {len(predicted)} build_s {time.perf_counter() - t0:.1f}")
+    t2 = time.perf_counter()
+    stop.set()
+    sampler.join()
+    print(f"QUANTA {len(predicted)} build_s {t1 - t0:.1f} assemble_s {t2 - t1:.1f} tree_rss_mb {peak[0]:.0f}")
+    sys.stdout.flush()
+    os._exit(0)  # the graph's millions of objects need no teardown (it is not part of building)
+
+
+def _run_once(repo: Path, *, calibs: bool, processes: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", str(repo), "--processes", str(processes)]
+    if calibs:
+        cmd.append("--calibs")
+    load_before = os.getloadavg()[0]
+    fig = measure(cmd)
+    fig["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    line = next((ln for ln in fig["stdout_tail"].splitlines() if ln.startswith("QUANTA")), "")
+    if not line:
+        print(fig["stderr_tail"])
+        return fig
+    words = line.split()
+    fig.update(quanta=int(words[1]), build_s=float(words[3]), assemble_s=float(words[5]),
+               tree_rss_mb=float(words[7]))  # fmt: skip
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,1000", help="visits (x 100 detectors) per graph")
-    ap.add_argument("--out", default="benchmarks/results/graph.json")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per size (medians)")
+    ap.add_argument("--processes", type=int, default=0, help="chunk workers (0: build_graph's default)")
+    ap.add_argument("--calibs", action="store_true", help="certified bias and flat, looked up per quantum")
+    ap.add_argument("--out", default="bench_out/graph.json")
+    ap.add_argument("--keep", help="keep the registries in this folder (reused when present)")
     ap.add_argument("--profile", type=int, default=0, help="profile one build of this many visits")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--child-profile", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        build(args.child, profile=args.child_profile)
+        build(args.child, calibs=args.calibs, processes=args.processes, profile=bool(args.profile))
         return 0
-    work = Path(tempfile.mkdtemp(prefix="bench-graph-"))
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-graph-"))
     sizes = [args.profile] if args.profile else [int(s) for s in args.sizes.split(",")]
-    results = []
-    for n_visits in sizes:
-        repo = work / f"repo{n_visits}"
-        setup_s = make_registry(repo, n_visits)
-        cmd = [sys.executable, __file__, "--child", str(repo)]
-        if args.profile:
-            subprocess.run([*cmd, "--child-profile"], check=False)
-            continue
-        fig = measure(cmd)
-        line = next((ln for ln in fig["stdout_tail"].splitlines() if ln.startswith("QUANTA")), "")
-        if not line:
-            print(fig["stderr_tail"])
-        fig = {k: v for k, v in fig.items() if not k.endswith("_tail")}
-        fig.update(visits=n_visits, detectors=N_DETECTORS, setup_s=round(setup_s, 1),
-                   quanta=int(line.split()[1]) if line else 0)  # fmt: skip
-        results.append(fig)
-        print(f"{fig['quanta']} quanta: wall {fig.get('wall_s')} s, cpu {fig.get('cpu_s')} s, "
-              f"peak RSS {fig.get('max_rss_mb', 0):.0f} MB (registry setup {setup_s:.0f} s)")  # fmt: skip
+    results: dict[str, Any] = {}
+    try:
+        for n_visits in sizes:
+            repo = work / f"repo{n_visits}{'_calibs' if args.calibs else ''}"
+            setup_s = 0.0
+            if not (repo / "butler.yaml").exists():
+                setup_s = make_registry(repo, n_visits, calibs=args.calibs)
+            if args.profile:
+                cmd = [sys.executable, __file__, "--child", str(repo), "--processes", "1", "--profile", "1"]
+                subprocess.run(cmd + (["--calibs"] if args.calibs else []), check=False)
+                continue
+            runs = [_run_once(repo, calibs=args.calibs, processes=args.processes) for _ in range(args.repeat)]
+            summary = summarize(runs)
+            quanta = max((r.get("quanta", 0) for r in runs), default=0)
+            summary.update(visits=n_visits, detectors=N_DETECTORS, quanta=quanta, setup_s=round(setup_s, 1),
+                           max_tree_rss_mb=max(r.get("tree_rss_mb", 0.0) for r in runs))  # fmt: skip
+            results[f"{quanta} quanta"] = summary
+            loads = [r.get("load_1min") for r in runs]
+            print(f"{quanta} quanta: wall {summary['median_wall_s']} s, cpu {summary['median_cpu_s']:.1f} s, "
+                  f"peak RSS {summary['median_max_rss_mb']:.0f} MB (all processes "
+                  f"{summary['max_tree_rss_mb']:.0f} MB), load {loads}")  # fmt: skip
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     if results:
-        out = {"target": {"quanta": 100_000, "wall_s": 120, "max_rss_mb": 4096}, "runs": results}
+        out = {"target": TARGET, "processes": args.processes or "default", "calibs": args.calibs,
+               "cpus": len(os.sched_getaffinity(0)), "sizes": results}  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=1))
     return 0
