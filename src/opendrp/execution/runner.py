@@ -316,6 +316,7 @@ def _run_pipeline(
         config_overrides=config_overrides,
         skip_existing_in=skip_in,
         attach_datastore_records=True,  # quanta run on quantum-backed butlers, which read them
+        processes=options.processes if options.executor == "local" else None,  # chunk workers, big graphs
     )
     predicted = components.assemble()
     report = RunReport(output_run=run, output_chain=output, graph_build_s=time.perf_counter() - t0)
