@@ -3,16 +3,10 @@
 `build_graph` returns the middleware's ``PredictedQuantumGraphComponents``, the same quanta with the same
 inputs as ``pipetask qgraph`` (the plain ``AllDimensionsQuantumGraphBuilder``) gives, faster:
 
-- **Bulk prerequisite look-ups** (`BulkPrerequisiteGraphBuilder`, a subclass of the middleware's builder):
-  sky-pixel shards (``ref_cat``, dimensions ``htm7``, the common sky pixelization) are found with one query
-  for every pixel any quantum touches, then per quantum the pixels of ``HtmPixelization(7).envelope(quantum
-  region)`` -- exactly what the middleware's join on the ``visit_detector_region`` overlap table returns (the
-  table holds those envelopes), without its SQLite plan that scans the uploaded data-ID table once per
-  overlap row (quadratic: 10 s for 10k quanta, > 15 min for 100k).  Datasets with a subset of the
-  quantum's dimensions (``camera``, ``skyMap``) take one find-first query.  Calibrations (validity ranges)
-  and everything else stay the middleware's.
-- **Planner statistics**: an SQLite registry is ``ANALYZE``d first (sampled, ~0.3 s); without statistics
-  the follow-up joins flip to quadratic plans at some table sizes.
+- **Planner statistics**: an SQLite registry is ``ANALYZE``d first (sampled, ~0.3 s).  Without statistics
+  SQLite may join the data-ID table the builder uploads by scanning it once per row of the other side: the
+  ``ref_cat`` join on the ``visit_detector_region`` overlap table (htm7 envelopes) took 10 s for 10k quanta
+  and over 15 min for 100k, the ``raw`` look-up 4 s for 10k; with statistics both search the indexes.
 - **Garbage collector paused** while building and assembling (millions of small objects, no cycles to
   free): 30-60 % of the CPU time otherwise.
 - **Chunks in parallel**: when every task has the ``visit`` dimension (single-frame steps), quanta of
