@@ -243,13 +243,19 @@ def _plan_chunks(
 
 
 def _build_chunk(butler: Butler, spec: _ChunkSpec, instrument: str, visits: list[int], path: str) -> int:
-    """Worker: build the graph of one group of visits and write it to ``path``; returns its quanta."""
+    """Worker: build the graph of one group of visits and write it to ``path``; returns its quanta.
+
+    The group is a run of consecutive visits of the query (sorted), so the range of their IDs selects
+    exactly them (with the query), without a bound parameter per visit.
+    """
     gc.disable()  # a worker process that only builds: nothing to collect
     pipeline_graph = _pipeline_graph(spec.pipeline, spec.labels, spec.config_overrides)
-    where = f"instrument = _drp_instrument AND {CHUNK_DIMENSION} IN (_drp_visits)"
+    where = (
+        f"instrument = _drp_instrument AND {CHUNK_DIMENSION} >= _drp_first AND {CHUNK_DIMENSION} <= _drp_last"
+    )
     if spec.where.strip():
         where = f"({spec.where}) AND {where}"
-    bind = {"_drp_instrument": instrument, "_drp_visits": visits}
+    bind = {"_drp_instrument": instrument, "_drp_first": min(visits), "_drp_last": max(visits)}
     components = _build_one(butler, pipeline_graph, spec, where, bind)
     components.write(path)
     return len(components.quantum_datasets)
