@@ -15,7 +15,7 @@ warps, coadds, multi-band, Object table) after its calibration products were bui
 ``-j 2`` and ``pipetask run -j 2`` (same pipeline, same data query).  Parallel efficiency =
 wall(-j 1) / (2 x wall(-j 2)).
 
-usage: python benchmarks/bench_execution.py [--part overhead,small] [--repeat 3] [--sim DIR]
+usage: python benchmarks/bench_execution.py [--part overhead,small] [--repeat 3] [--sim DIR] [--base DIR]
                                             [--out bench_out/execution.json]
 """
 
@@ -132,13 +132,18 @@ def overhead(work: Path, sizes: tuple[int, int], repeat: int) -> dict[str, Any]:
     return out
 
 
-def _prepare_small(work: Path, sim: Path | None) -> Path:
-    """Simulate the small preset (unless ``sim``), create and ingest a repository, build its calibrations."""
+def _prepare_small(work: Path, sim: Path | None, base: Path | None) -> Path:
+    """Simulate the small preset (unless ``sim``), create and ingest a repository, build its calibrations.
+
+    With ``base`` the prepared repository is kept there, and reused when it is complete.
+    """
     opendrp = str(VENV_BIN / "opendrp")
+    base = base or work / "small_base"
+    if (base / "calibs.done").exists():
+        return base
     if sim is None:
         sim = work / "sim"
         subprocess.run([opendrp, "simulate", "small", str(sim)], check=True, capture_output=True)
-    base = work / "small_base"
     if base.exists():
         shutil.rmtree(base)
     repo = base / "repo"
@@ -151,6 +156,7 @@ def _prepare_small(work: Path, sim: Path | None) -> Path:
         check=True, capture_output=True,
     )  # fmt: skip
     subprocess.run([opendrp, "run", str(repo), "--steps", "calibs", "-j", "2", "--no-progress"], check=True)
+    (base / "calibs.done").write_text("")
     return base
 
 
@@ -177,11 +183,11 @@ def _drp_config_args(repo: Path) -> list[str]:
     return args
 
 
-def small(work: Path, sim: Path | None, repeat: int) -> dict[str, Any]:
+def small(work: Path, sim: Path | None, repeat: int, base_dir: Path | None = None) -> dict[str, Any]:
     from opendrp.execution import drp_pipeline_path
     from opendrp.repo import get_skymap, open_butler
 
-    base = _prepare_small(work, sim)
+    base = _prepare_small(work, sim, base_dir)
     skymap = get_skymap(open_butler(base / "repo")).name
     results: dict[str, list] = {"opendrp -j 1": [], "opendrp -j 2": [], "pipetask -j 2": []}
     for i in range(repeat):
@@ -225,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="200,1000", help="no-op quanta of the two overhead runs")
     ap.add_argument("--sim", type=Path, help="an existing simulation of the small preset (else simulated)")
+    ap.add_argument("--base", type=Path, help="keep (and reuse) the prepared small repository here")
     ap.add_argument("--out", default="bench_out/execution.json")
     ap.add_argument("--child-noop", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             n1, n2 = (int(s) for s in args.sizes.split(","))
             out["overhead"] = overhead(work, (n1, n2), args.repeat)
         if "small" in parts:
-            out["small"] = small(work, args.sim, args.repeat)
+            out["small"] = small(work, args.sim, args.repeat, args.base)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["load_average_end"] = os.getloadavg()
