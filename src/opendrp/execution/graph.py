@@ -6,9 +6,9 @@ inputs as ``pipetask qgraph`` (the plain ``AllDimensionsQuantumGraphBuilder``) g
 - **Planner statistics**: an SQLite registry is ``ANALYZE``d first (sampled, ~0.3 s).  Without statistics
   SQLite may join the data-ID table the builder uploads by scanning it once per row of the other side: the
   ``ref_cat`` join on the ``visit_detector_region`` overlap table (htm7 envelopes) took 10 s for 10k quanta
-  and over 15 min for 100k, the ``raw`` look-up 4 s for 10k; with statistics both search the indexes.
+  (~100 times that for 100k), the ``raw`` look-up 4 s for 10k; with statistics both search the indexes.
 - **Garbage collector paused** while building and assembling (millions of small objects, no cycles to
-  free): 30-60 % of the CPU time otherwise.
+  free): 20-65 % of the CPU time otherwise, more for larger graphs.
 - **Chunks in parallel**: when every task has the ``visit`` dimension (single-frame steps), quanta of
   different visits share no intermediate dataset, so large graphs are built as groups of visits in
   ``processes`` spawned workers, each writing a ``.qg`` file, and merged here into one graph (one init
