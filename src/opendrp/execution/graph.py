@@ -294,9 +294,10 @@ def _read_components(path: str) -> PredictedQuantumGraphComponents:
 
 
 def _merge(parts: list[PredictedQuantumGraphComponents]) -> GraphComponents:
-    """One graph from chunk graphs with disjoint quanta: the first chunk's header and init quanta (the
-    init-outputs are the same for every chunk, only their IDs differ), all quanta, all dimension records."""
-    first = parts[0]
+    """One graph from chunk graphs with disjoint quanta: the header and init quanta of a chunk with an init
+    quantum for every task that has quanta (the init-outputs are the same for every chunk, only their IDs
+    differ; a chunk whose quanta were all skipped may have none), all quanta, all dimension records."""
+    first = max(parts, key=lambda part: len(part.init_quanta.root))
     merged = GraphComponents(pipeline_graph=first.pipeline_graph, header=first.header)
     merged.init_quanta = first.init_quanta
     mappings: dict[str, dict[Any, Any]] = {}
