@@ -83,7 +83,7 @@ def _run_noop(repo: Path, pipeline: Path, processes: int) -> None:
     print(report.summary())
 
 
-def overhead(work: Path, sizes: tuple[int, int], repeat: int) -> dict[str, Any]:
+def overhead(work: Path, sizes: tuple[int, int], repeat: int, pipetask: bool = True) -> dict[str, Any]:
     from bench_graph import N_DETECTORS, make_registry
     from opendrp.repo.butler import use_wal
 
@@ -97,7 +97,8 @@ def overhead(work: Path, sizes: tuple[int, int], repeat: int) -> dict[str, Any]:
         base = work / f"noop{n}"
         make_registry(base, n_visits)
         use_wal(base)  # what `opendrp init` does for SQLite registries
-        names = ["opendrp -j 1", "opendrp -j 2"] + (["pipetask -j 2"] if n == out["sizes_quanta"][0] else [])
+        first = n == out["sizes_quanta"][0]
+        names = ["opendrp -j 1", "opendrp -j 2"] + (["pipetask -j 2"] if first and pipetask else [])
         for name in names:  # pipetask -j 2 (~3.7 worker-s per quantum) at the smaller size only
             runs = []
             for i in range(repeat):
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="200,1000", help="no-op quanta of the two overhead runs")
     ap.add_argument("--sim", type=Path, help="an existing simulation of the small preset (else simulated)")
     ap.add_argument("--base", type=Path, help="keep (and reuse) the prepared small repository here")
+    ap.add_argument("--skip-pipetask", action="store_true", help="overhead: openDRP only")
     ap.add_argument("--out", default="bench_out/execution.json")
     ap.add_argument("--child-noop", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "overhead" in parts:
             n1, n2 = (int(s) for s in args.sizes.split(","))
-            out["overhead"] = overhead(work, (n1, n2), args.repeat)
+            out["overhead"] = overhead(work, (n1, n2), args.repeat, pipetask=not args.skip_pipetask)
         if "small" in parts:
             out["small"] = small(work, args.sim, args.repeat, args.base)
     finally:
