@@ -8,9 +8,9 @@ from pathlib import Path
 
 BENCHMARKS = [
     ["bench_sim.py"],
-    ["bench_sfp.py", "--runs", "3"],
+    ["bench_sfp.py", "--runs", "5"],
     ["bench_coadd.py"],
-    ["bench_execution.py"],
+    ["bench_execution.py", "--repeat", "1"],  # ~25 min: pipetask -j 2 pays ~3.7 s per quantum
     ["bench_graph.py"],
     ["bench_demo.py", "--preset", "tiny", "--runs", "3"],
     ["bench_demo.py", "--preset", "small", "--runs", "3"],
