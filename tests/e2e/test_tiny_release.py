@@ -67,3 +67,15 @@ def test_release_meets_accuracy_targets(release: Path) -> None:
         assert phot["offset_scatter"]["value"] < 0.05, band
         assert astro["coord_scatter"]["value"] < 50.0, band
     assert metrics["ok"] is True
+
+
+def test_object_petrosian_flux_of_stars(release: Path) -> None:
+    """Petrosian flux (2 Petrosian radii) of a bright point source holds ~99% of its PSF flux."""
+    objects = Table.read(release / "catalogs" / "object.parquet")
+    for band in ("g", "r"):
+        psf = np.asarray(objects[f"{band}_psfFlux"], float)
+        sn = psf / np.asarray(objects[f"{band}_psfFluxErr"], float)
+        petro = np.asarray(objects[f"{band}_petrosianFlux"], float)
+        stars = (sn > 50) & (np.asarray(objects[f"{band}_extendedness"], float) == 0) & np.isfinite(petro)
+        assert stars.sum() >= 10, band
+        assert 0.96 < np.median(petro[stars] / psf[stars]) < 1.03, band
