@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ._failures import classify_exception
+from ._registrar import OutputRegistrar
 from ._site import EXECUTOR_LABEL, SiteConfig, load_site
 from ._worker import QBBFactory, QuantumResult, QuantumRunner, one_line_error
 from .scheduler import ExecutionOptions, GraphRun, MemoryModel, execute_quanta
@@ -42,7 +43,7 @@ def _dataset_types(graph: Any) -> dict[str, Any]:
     return {d.name: d.dataset_type for d in graph.pipeline_graph.dataset_types.values()}
 
 
-def _warm_up(graph_path: str, repo: str, log_level: int) -> tuple[Any, QuantumRunner]:
+def _warm_up(graph_path: str, repo: str, log_level: int, journal_dir: str) -> tuple[Any, QuantumRunner]:
     from lsst.pipe.base.quantum_graph import PredictedQuantumGraph
     from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
     from lsst.pipe.base.taskFactory import TaskFactory
@@ -56,25 +57,32 @@ def _warm_up(graph_path: str, repo: str, log_level: int) -> tuple[Any, QuantumRu
     except ImportError:
         pass
     graph = PredictedQuantumGraph.read_execution_quanta(graph_path)
+    factory = QBBFactory(repo, graph.pipeline_graph.universe, _dataset_types(graph))
     executor = SingleQuantumExecutor(
         butler=None,
         task_factory=TaskFactory(),
-        limited_butler_factory=QBBFactory(repo, graph.pipeline_graph.universe, _dataset_types(graph)),
+        limited_butler_factory=factory,
         skip_existing=True,  # outputs of an earlier, complete attempt: done
         clobber_outputs=True,  # outputs of an earlier, partial attempt (a killed worker): removed first
         raise_on_partial_outputs=False,
     )
     task_nodes = {node.label: node for node in graph.pipeline_graph.tasks.values()}
     _WARM.clear()
-    _WARM[graph_path] = (graph, QuantumRunner.from_executor(task_nodes, executor))
+    _WARM[graph_path] = (graph, QuantumRunner.from_executor(task_nodes, executor, factory, journal_dir))
     return _WARM[graph_path]
 
 
-def run_quantum_qbb(graph_path: str, repo: str, quantum_id: str, label: str, log_level: int) -> QuantumResult:
-    """Body of the Parsl app: run one quantum of the saved graph in this (warm) worker process."""
+def run_quantum_qbb(
+    graph_path: str, repo: str, quantum_id: str, label: str, log_level: int, journal_dir: str = ""
+) -> QuantumResult:
+    """Body of the Parsl app: run one quantum of the saved graph in this (warm) worker process.
+
+    Its outputs are journaled in ``journal_dir`` (on a file system the driver sees) and described in the
+    result, which the driver registers (`_registrar`).
+    """
     qid = uuid.UUID(quantum_id)
     try:
-        graph, runner = _WARM.get(graph_path) or _warm_up(graph_path, repo, log_level)
+        graph, runner = _WARM.get(graph_path) or _warm_up(graph_path, repo, log_level, journal_dir)
         quantum = graph.build_execution_quanta([qid])[qid]
     except Exception as exc:  # an unreadable graph, a task that cannot be imported: classified
         return QuantumResult(qid, "failed", classify_exception(exc), one_line_error(exc))
@@ -89,7 +97,14 @@ class ParslPool:
     """
 
     def __init__(
-        self, site: SiteConfig, *, graph_path: Path, repo: str, run_dir: Path, log_level: int
+        self,
+        site: SiteConfig,
+        *,
+        graph_path: Path,
+        repo: str,
+        run_dir: Path,
+        log_level: int,
+        journal_dir: str = "",
     ) -> None:
         from parsl.app.app import python_app
         from parsl.dataflow.dflow import DataFlowKernel
@@ -101,6 +116,7 @@ class ParslPool:
         self.graph_path = str(graph_path)
         self.repo = repo
         self.log_level = log_level
+        self.journal_dir = journal_dir
         self.n = site.workers
         self.futures: dict[concurrent.futures.Future, uuid.UUID] = {}
 
@@ -112,7 +128,8 @@ class ParslPool:
         return max(0, self.n - len(self.futures))
 
     def submit(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> None:
-        future = self._app(self.graph_path, self.repo, str(quantum_id), label, self.log_level)
+        args = (self.graph_path, self.repo, str(quantum_id), label, self.log_level, self.journal_dir)
+        future = self._app(*args)
         self.futures[future] = quantum_id
 
     def wait(self, timeout: float | None) -> list[QuantumResult]:
@@ -159,6 +176,7 @@ def run_graph_parsl(
     components: Any,
     predicted: Any,
     *,
+    butler: Any,
     repo: str,
     options: ExecutionOptions,
     memory: MemoryModel,
@@ -180,13 +198,27 @@ def run_graph_parsl(
     if site.provider != "local" and options.memory_budget_mb is None:
         options = dataclasses.replace(options, memory_budget_mb=float("inf"))  # the batch system's job
     run_dir = base / "parsl" / run.replace("/", "_")
-    pool = ParslPool(site, graph_path=graph_path, repo=repo, run_dir=run_dir, log_level=log_level)
+    journal_dir = str(base / "journal" / run.replace("/", "_"))
+    pool = ParslPool(
+        site, graph_path=graph_path, repo=repo, run_dir=run_dir, log_level=log_level, journal_dir=journal_dir
+    )
+    # the driver registers the outputs of finished quanta as they come (and a rerun after a kill registers
+    # the journals first); the aggregator at the end adds the init-outputs and anything left
+    registrar = OutputRegistrar(butler, journal_dir)
+    complete = False
     try:
         graph_run = execute_quanta(
-            predicted, pool, options=options, memory=memory, progress=progress, description=description
+            predicted,
+            pool,
+            options=options,
+            memory=memory,
+            progress=progress,
+            description=description,
+            on_result=lambda label, res: registrar.add(res.outputs),
         )
+        complete = not graph_run.stopped_reason and all(s != "not_run" for s in graph_run.status.values())
     finally:
         pool.close()
-    complete = not graph_run.stopped_reason and all(s != "not_run" for s in graph_run.status.values())
+        registrar.close(complete=complete)
     aggregate_outputs(graph_path, repo, incomplete=not complete)
     return graph_run

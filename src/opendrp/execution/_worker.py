@@ -236,14 +236,16 @@ class QuantumRunner:
         return line
 
     @classmethod
-    def from_executor(cls, task_nodes: dict[str, Any], executor: Any) -> QuantumRunner:
-        """A runner with an executor built elsewhere (the quantum-backed butler flow of `_parsl`)."""
+    def from_executor(
+        cls, task_nodes: dict[str, Any], executor: Any, qbb: QBBFactory, journal_dir: str
+    ) -> QuantumRunner:
+        """A runner with an executor built elsewhere on ``qbb`` (the graph-file flow of `_parsl`)."""
         self = cls.__new__(cls)
         self.task_nodes = task_nodes
         self.butler = None
         self.executor = executor
-        self.qbb = None
-        self.journal_dir = ""
+        self.qbb = qbb
+        self.journal_dir = journal_dir
         return self
 
     def run(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> QuantumResult:

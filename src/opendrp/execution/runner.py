@@ -337,6 +337,7 @@ def _run_pipeline(
         graph_run = run_graph_parsl(
             components,
             predicted,
+            butler=butler,
             repo=str(repo),
             options=options,
             memory=memory,
