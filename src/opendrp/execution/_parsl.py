@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ._failures import classify_exception
-from ._registrar import OutputRegistrar
+from ._registrar import OutputRegistrar, execute_registering
 from ._site import EXECUTOR_LABEL, SiteConfig, load_site
 from ._worker import QBBFactory, QuantumResult, QuantumRunner, one_line_error
-from .scheduler import ExecutionOptions, GraphRun, MemoryModel, execute_quanta
+from .scheduler import ExecutionOptions, GraphRun, MemoryModel
 
 __all__ = ["ParslPool", "aggregate_outputs", "run_graph_parsl", "run_quantum_qbb"]
 
@@ -204,21 +204,16 @@ def run_graph_parsl(
     )
     # the driver registers the outputs of finished quanta as they come (and a rerun after a kill registers
     # the journals first); the aggregator at the end adds the init-outputs and anything left
-    registrar = OutputRegistrar(butler, journal_dir)
-    complete = False
-    try:
-        graph_run = execute_quanta(
-            predicted,
-            pool,
-            options=options,
-            memory=memory,
-            progress=progress,
-            description=description,
-            on_result=lambda label, res: registrar.add(res.outputs),
-        )
-        complete = not graph_run.stopped_reason and all(s != "not_run" for s in graph_run.status.values())
-    finally:
-        pool.close()
-        registrar.close(complete=complete)
+    graph_run = execute_registering(
+        predicted,
+        pool,
+        OutputRegistrar(butler, journal_dir),
+        close_pool=True,
+        options=options,
+        memory=memory,
+        progress=progress,
+        description=description,
+    )
+    complete = not graph_run.stopped_reason and all(s != "not_run" for s in graph_run.status.values())
     aggregate_outputs(graph_path, repo, incomplete=not complete)
     return graph_run

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutputRegistrar", "describe_outputs", "journal_append", "replay_journals"]
+__all__ = ["OutputRegistrar", "describe_outputs", "execute_registering", "journal_append", "replay_journals"]
 
 _log = logging.getLogger(__name__)
 
@@ -172,3 +172,26 @@ def replay_journals(butler: Any, journal_root: Path, *, only: str = "") -> int:
         total += n
         shutil.rmtree(run_dir, ignore_errors=True)
     return total
+
+
+def execute_registering(
+    predicted: Any, pool: Any, registrar: OutputRegistrar, *, close_pool: bool = False, **options: Any
+) -> Any:
+    """`scheduler.execute_quanta` on ``pool``, ``registrar`` registering each quantum's outputs as they come.
+
+    The pool is closed first (``close_pool``: no worker journals anything after that), then the registrar:
+    what is pending is registered and the run's journal dropped (replayed first when the run did not end).
+    """
+    from .scheduler import execute_quanta
+
+    complete = False
+    try:
+        graph_run = execute_quanta(
+            predicted, pool, on_result=lambda label, res: registrar.add(res.outputs), **options
+        )
+        complete = not graph_run.stopped_reason
+    finally:
+        if close_pool:
+            pool.close()
+        registrar.close(complete=complete)
+    return graph_run

@@ -26,10 +26,10 @@ from lsst.daf.butler import Butler, CollectionType
 from lsst.daf.butler.registry import RegistryDefaults
 
 from ..errors import ConfigurationError
-from ._registrar import OutputRegistrar, replay_journals
+from ._registrar import OutputRegistrar, execute_registering, replay_journals
 from ._worker import WorkerSpec
 from .graph import build_graph
-from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool, execute_quanta
+from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool
 
 __all__ = [
     "ExecutionOptions",
@@ -266,40 +266,18 @@ def run_pipeline(
     resume = default_resume if resume is None else resume
     if options.executor not in ("local", "parsl"):
         raise ConfigurationError(f"unknown executor {options.executor!r}", fix="local or parsl")
-    t0 = time.perf_counter()
-    # warm workers start now: they import the middleware and the tasks while this process builds the graph
     holder = _POOL.get()
     local_processes = options.executor == "local" and options.processes > 1
-    own_pool = ProcessPool(None, options.processes) if local_processes and holder is None else None
-    try:
-        return _run_pipeline(
-            repo, pipeline, labels=labels, where=where, inputs=inputs, output=output, output_run=output_run,
-            config_overrides=config_overrides, progress=progress, description=description, options=options,
-            resume=resume, t0=t0,
-            pool=own_pool or (holder.get() if holder is not None and local_processes else None),
-        )  # fmt: skip
-    finally:
-        if own_pool is not None:
-            own_pool.close()
-
-
-def _run_pipeline(
-    repo: str | Path,
-    pipeline: str | Path,
-    *,
-    labels: Sequence[str],
-    where: str,
-    inputs: Sequence[str],
-    output: str,
-    output_run: str | None,
-    config_overrides: dict[str, dict[str, Any]] | None,
-    progress: bool,
-    description: str,
-    options: ExecutionOptions,
-    resume: bool,
-    t0: float,
-    pool: ProcessPool | None,
-) -> RunReport:
+    if local_processes and holder is None:  # workers of this run only
+        with warm_workers(options):
+            return run_pipeline(
+                repo, pipeline, labels=labels, where=where, inputs=inputs, output=output,
+                output_run=output_run, config_overrides=config_overrides, progress=progress,
+                description=description, options=options, resume=resume,
+            )  # fmt: skip
+    t0 = time.perf_counter()
+    # warm workers start now: they import the middleware and the tasks while this process builds the graph
+    pool = holder.get() if holder is not None and local_processes else None
     skip_in = [output] if resume and _collection_exists(str(repo), output) else []
     butler = prepare_output(str(repo), inputs=inputs, output=output, output_run=output_run)
     run = butler.run
@@ -370,20 +348,15 @@ def _run_pipeline(
         else:
             pool.configure(spec)
             runner_pool = pool
-        complete = False
-        try:
-            graph_run = execute_quanta(
-                predicted,
-                runner_pool,
-                options=options,
-                memory=memory,
-                progress=progress,
-                description=description,
-                on_result=lambda label, res: registrar.add(res.outputs),
-            )
-            complete = not graph_run.stopped_reason
-        finally:
-            registrar.close(complete=complete)
+        graph_run = execute_registering(
+            predicted,
+            runner_pool,
+            registrar,
+            options=options,
+            memory=memory,
+            progress=progress,
+            description=description,
+        )
     report.execution_s = time.perf_counter() - t1
     nodes = predicted.quantum_only_xgraph.nodes
     for qid in predicted:
