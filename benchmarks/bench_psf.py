@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
-from astropy.table import Table, vstack
+from astropy.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from opendrp.image import mask_bit  # noqa: E402
@@ -51,7 +51,7 @@ from opendrp.measurement.moments import adaptive_moments  # noqa: E402
 from opendrp.measurement.psf_flux import psf_flux, psf_stamps  # noqa: E402
 from opendrp.measurement.stamps import gather_stamps  # noqa: E402
 from opendrp.psf.fit import fit_psf  # noqa: E402
-from validate_sfp import _ellipticity, _robust_std, true_psf_moments  # noqa: E402
+from validate_sfp import CcdCalibrator, _ellipticity, _robust_std, true_psf_moments  # noqa: E402
 
 _SIZE = 25
 _DEGREE = 2
@@ -63,12 +63,10 @@ _BAD = ("BAD", "SAT", "NO_DATA", "CR")
 
 def calexps(repo: str, max_ccds: int, stride: int, cache: Path) -> list[Path]:
     """Process every ``stride``-th science raw; keep the calexp arrays and src in ``cache``."""
-    from opendrp.repo.butler import calib_collection, defaults_chain, open_butler
-    from opendrp.tasks.sfp import CalibrateImageTask, CalibrateImageTaskConfig
+    from opendrp.repo.butler import defaults_chain, open_butler
 
     butler = open_butler(repo)
     inst = "HSC"
-    calib = calib_collection(inst)
     raws = butler.query_datasets(
         "raw",
         collections=defaults_chain(inst),
@@ -78,41 +76,15 @@ def calexps(repo: str, max_ccds: int, stride: int, cache: Path) -> list[Path]:
     )
     raws = sorted(raws, key=lambda r: (int(r.dataId["exposure"]), int(r.dataId["detector"])))
     raws = raws[::stride][:max_ccds]
-    out, task, camera, refcat = [], None, None, None
+    out: list[Path] = []
+    calibrate = CcdCalibrator(butler, inst)
     for ref in raws:
         exp_id, det = int(ref.dataId["exposure"]), int(ref.dataId["detector"])
         path = cache / f"{exp_id}_{det}.pkl"
         out.append(path)
         if path.exists():
             continue
-        if task is None:
-            camera = butler.get("camera", instrument=inst, collections=defaults_chain(inst))
-            refs = butler.query_datasets(
-                "ref_cat", collections=defaults_chain(inst), explain=False, limit=None
-            )
-            refcat = vstack([butler.get(r) for r in refs], metadata_conflicts="silent")
-            task = CalibrateImageTask(config=CalibrateImageTaskConfig())
-        rec = butler.registry.expandDataId(ref.dataId).records["exposure"]
-        band = camera.filter(str(rec.physical_filter)).band  # type: ignore[union-attr]
-
-        def calib_get(name: str, det: int = det, **extra: Any) -> Any:
-            try:
-                return butler.get(name, instrument=inst, detector=det, collections=calib, **extra)
-            except Exception:
-                return None
-
-        res = task.run(
-            raws=[butler.get(ref)],
-            camera=camera,
-            detector=det,
-            band=band,
-            refcat=refcat,
-            bias=calib_get("bias"),
-            dark=calib_get("dark"),
-            flat=calib_get("flat", physical_filter=str(rec.physical_filter)),
-            defects=calib_get("defects"),
-            visit=exp_id,
-        )
+        res, band = calibrate(ref)
         c = res.calexp
         src = res.src
         src["exposure_id"] = np.full(len(src), exp_id, np.int64)

@@ -144,15 +144,64 @@ def artefact_stats(
 # ---------------------------------------------------------------- processing
 
 
+class CcdCalibrator:
+    """calibrateImage on one science CCD of a repository, as the pipeline runs it: its certified calibrations,
+    the whole reference catalog.  The camera, the reference catalog and the task are loaded on first use."""
+
+    def __init__(self, butler: Any, inst: str = "HSC") -> None:
+        self.butler = butler
+        self.inst = inst
+        self.task: Any = None
+
+    def load(self) -> None:
+        from opendrp.repo.butler import defaults_chain
+        from opendrp.tasks.sfp import CalibrateImageTask, CalibrateImageTaskConfig
+
+        chain = defaults_chain(self.inst)
+        self.camera = self.butler.get("camera", instrument=self.inst, collections=chain)
+        refs = self.butler.query_datasets("ref_cat", collections=chain, explain=False, limit=None)
+        self.refcat = vstack([self.butler.get(r) for r in refs], metadata_conflicts="silent")
+        self.task = CalibrateImageTask(config=CalibrateImageTaskConfig())
+
+    def __call__(self, ref: Any) -> tuple[Any, str]:
+        """Run the task on the raw ``ref``; return its result and the band."""
+        from opendrp.repo.butler import calib_collection
+
+        if self.task is None:
+            self.load()
+        butler, inst, calib = self.butler, self.inst, calib_collection(self.inst)
+        exp_id, det = int(ref.dataId["exposure"]), int(ref.dataId["detector"])
+        rec = butler.registry.expandDataId(ref.dataId).records["exposure"]
+        band = self.camera.filter(str(rec.physical_filter)).band
+
+        def calib_get(name: str, **extra: Any) -> Any:
+            try:
+                return butler.get(name, instrument=inst, detector=det, collections=calib, **extra)
+            except Exception:
+                return None
+
+        result = self.task.run(
+            raws=[butler.get(ref)],
+            camera=self.camera,
+            detector=det,
+            band=band,
+            refcat=self.refcat,
+            bias=calib_get("bias"),
+            dark=calib_get("dark"),
+            flat=calib_get("flat", physical_filter=str(rec.physical_filter)),
+            defects=calib_get("defects"),
+            visit=exp_id,
+        )
+        return result, band
+
+
 def process(
     repo: str, sim: Path, max_ccds: int, cache: Path | None
 ) -> tuple[list[Table], list[dict[str, Any]], list[str]]:
-    from opendrp.repo.butler import calib_collection, defaults_chain, open_butler
-    from opendrp.tasks.sfp import CalibrateImageTask, CalibrateImageTaskConfig
+    from opendrp.repo.butler import defaults_chain, open_butler
 
     butler = open_butler(repo)
     inst = "HSC"
-    calib = calib_collection(inst)
     raws = list(
         butler.query_datasets(
             "raw",
@@ -176,7 +225,7 @@ def process(
     )
     truth = pd.read_parquet(truth_dir / "truth.parquet")
     stars = truth[truth["is_star"]]
-    camera = refcat = task = None
+    calibrate = CcdCalibrator(butler, inst)
     srcs, metrics, failures = [], [], []
     for ref in raws:
         did = ref.dataId
@@ -190,36 +239,10 @@ def process(
                 srcs.append(Table.read(cache / f"{key}.parquet"))
                 metrics.append(meta)
             continue
-        if task is None:
-            camera = butler.get("camera", instrument=inst, collections=defaults_chain(inst))
-            refs = butler.query_datasets(
-                "ref_cat", collections=defaults_chain(inst), explain=False, limit=None
-            )
-            refcat = vstack([butler.get(r) for r in refs], metadata_conflicts="silent")
-            task = CalibrateImageTask(config=CalibrateImageTaskConfig())
-        raw = butler.get(ref)
-        rec = butler.registry.expandDataId(did).records["exposure"]
-        band = camera.filter(str(rec.physical_filter)).band  # type: ignore[union-attr]
-
-        def calib_get(name: str, det: int = det, **extra: Any) -> Any:
-            try:
-                return butler.get(name, instrument=inst, detector=det, collections=calib, **extra)
-            except Exception:
-                return None
-
+        if calibrate.task is None:
+            calibrate.load()  # (not a failure of the CCD)
         try:
-            out = task.run(
-                raws=[raw],
-                camera=camera,
-                detector=det,
-                band=band,
-                refcat=refcat,
-                bias=calib_get("bias"),
-                dark=calib_get("dark"),
-                flat=calib_get("flat", physical_filter=str(rec.physical_filter)),
-                defects=calib_get("defects"),
-                visit=exp_id,
-            )
+            out, _ = calibrate(ref)
         except Exception as exc:  # a CCD that fails is reported, the others go on
             msg = f"exposure {exp_id} detector {det}: {type(exc).__name__}: {exc}"
             failures.append(msg)
@@ -229,7 +252,7 @@ def process(
         src = out.src
         src["exposure_id"] = np.full(len(src), exp_id, np.int64)
         src["detector"] = np.full(len(src), det, np.int32)
-        meta = {k: v for k, v in task.metadata.items() if isinstance(v, int | float)}
+        meta = {k: v for k, v in calibrate.task.metadata.items() if isinstance(v, int | float)}
         meta.update({"exposure_id": exp_id, "detector": det})
         if crs is not None and bleeds is not None:
             wcs = out.calexp.wcs
