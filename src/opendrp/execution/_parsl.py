@@ -28,7 +28,7 @@ from typing import Any
 from ._failures import classify_exception
 from ._registrar import OutputRegistrar, execute_registering
 from ._site import EXECUTOR_LABEL, SiteConfig, load_site
-from ._worker import QBBFactory, QuantumResult, QuantumRunner, one_line_error
+from ._worker import QuantumResult, QuantumRunner, graph_dataset_types, one_line_error
 from .scheduler import ExecutionOptions, GraphRun, MemoryModel
 
 __all__ = ["ParslPool", "aggregate_outputs", "run_graph_parsl", "run_quantum_qbb"]
@@ -39,14 +39,8 @@ _log = logging.getLogger(__name__)
 _WARM: dict[str, tuple[Any, QuantumRunner]] = {}
 
 
-def _dataset_types(graph: Any) -> dict[str, Any]:
-    return {d.name: d.dataset_type for d in graph.pipeline_graph.dataset_types.values()}
-
-
 def _warm_up(graph_path: str, repo: str, log_level: int, journal_dir: str) -> tuple[Any, QuantumRunner]:
     from lsst.pipe.base.quantum_graph import PredictedQuantumGraph
-    from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
-    from lsst.pipe.base.taskFactory import TaskFactory
 
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(log_level)
@@ -57,18 +51,9 @@ def _warm_up(graph_path: str, repo: str, log_level: int, journal_dir: str) -> tu
     except ImportError:
         pass
     graph = PredictedQuantumGraph.read_execution_quanta(graph_path)
-    factory = QBBFactory(repo, graph.pipeline_graph.universe, _dataset_types(graph))
-    executor = SingleQuantumExecutor(
-        butler=None,
-        task_factory=TaskFactory(),
-        limited_butler_factory=factory,
-        skip_existing=True,  # outputs of an earlier, complete attempt: done
-        clobber_outputs=True,  # outputs of an earlier, partial attempt (a killed worker): removed first
-        raise_on_partial_outputs=False,
-    )
     task_nodes = {node.label: node for node in graph.pipeline_graph.tasks.values()}
     _WARM.clear()
-    _WARM[graph_path] = (graph, QuantumRunner.from_executor(task_nodes, executor, factory, journal_dir))
+    _WARM[graph_path] = (graph, QuantumRunner(repo, task_nodes, graph_dataset_types(graph), journal_dir))
     return _WARM[graph_path]
 
 

@@ -26,23 +26,29 @@ from typing import Any
 from ..errors import OpenDRPError
 from ._failures import classify_exception, inject_fault
 
-__all__ = ["QBBFactory", "QuantumResult", "QuantumRunner", "WorkerSpec", "peak_rss_reset", "worker_main"]
+__all__ = [
+    "QBBFactory",
+    "QuantumResult",
+    "QuantumRunner",
+    "WorkerSpec",
+    "graph_dataset_types",
+    "peak_rss_reset",
+    "worker_main",
+]
 
 _log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class WorkerSpec:
-    """What a worker needs to start: the repository and the run, and the pipeline's task nodes (pickled)."""
+    """What a worker needs to run quanta of a graph: the repository, the task nodes and dataset types."""
 
     repo: str
-    output_run: str
     task_nodes_pickle: bytes
+    #: pickled ``{name: DatasetType}`` of the graph (what the quantum-backed butlers read and write)
+    dataset_types_pickle: bytes
     log_level: int = logging.WARNING
-    #: pickled ``{name: DatasetType}`` of the graph: with it, quanta run on quantum-backed butlers
-    #: (`QBBFactory`) and each quantum's outputs are registered in one transaction; without, full butler
-    dataset_types_pickle: bytes = b""
-    #: where quanta run on quantum-backed butlers journal their outputs before reporting (`_registrar`)
+    #: where quanta journal their outputs before reporting (`_registrar`)
     journal_dir: str = ""
 
 
@@ -156,52 +162,56 @@ class QBBFactory:
         self.last = None
 
 
+def graph_dataset_types(graph: Any) -> dict[str, Any]:
+    """Dataset type name -> registry definition, for every dataset type of a quantum graph."""
+    return {node.name: node.dataset_type for node in graph.pipeline_graph.dataset_types.values()}
+
+
 class QuantumRunner:
-    """Run quanta of one output run with a full butler opened once.
+    """Run quanta on quantum-backed butlers (files only; no registry connection).
+
+    The driver registers the outputs of many quanta at once (`_registrar`) from what `run` reports (and
+    journals in ``journal_dir``).
 
     Parameters
     ----------
-    spec : `WorkerSpec`
-        Repository, output run and task nodes.
-    butler : `lsst.daf.butler.Butler`, optional
-        An already opened writeable butler whose default run is ``spec.output_run`` (in-process use).
+    repo : `str`
+        The repository (its datastore configuration).
+    task_nodes : `dict`
+        Task label -> pipeline graph task node.
+    dataset_types : `dict`
+        Dataset type name -> registry definition, for every dataset type of the graph.
+    journal_dir : `str`, optional
+        Where to journal each quantum's outputs.
     """
 
-    def __init__(self, spec: WorkerSpec, butler: Any = None) -> None:
-        from lsst.daf.butler import Butler
+    def __init__(
+        self, repo: str, task_nodes: dict[str, Any], dataset_types: dict[str, Any], journal_dir: str = ""
+    ) -> None:
         from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
         from lsst.pipe.base.taskFactory import TaskFactory
 
-        self.task_nodes: dict[str, Any] = pickle.loads(spec.task_nodes_pickle)
-        self.journal_dir = spec.journal_dir
-        self.qbb: QBBFactory | None = None
-        self.butler = butler
-        if spec.dataset_types_pickle:
-            # Each quantum reads and writes files through a quantum-backed butler (no registry connection);
-            # the driver registers the outputs of many quanta at once (`_registrar`).
-            dataset_types = pickle.loads(spec.dataset_types_pickle)
-            universe = next(iter(dataset_types.values())).dimensions.universe
-            self.qbb = QBBFactory(spec.repo, universe, dataset_types)
-            self.executor = SingleQuantumExecutor(
-                butler=None,
-                task_factory=TaskFactory(),
-                limited_butler_factory=self.qbb,
-                skip_existing=True,  # its metadata exists: it finished (`_describe_outputs`)
-                clobber_outputs=True,  # outputs of a partial attempt (a killed worker) are removed first
-                raise_on_partial_outputs=False,
-            )
-        else:
-            if butler is None:
-                butler = self.butler = Butler.from_config(spec.repo, writeable=True, run=spec.output_run)
-            # Outputs of an earlier attempt of the same quantum in this run (a worker killed mid-quantum) are
-            # removed before it runs again; a quantum whose metadata exists in this run is done: skipped.
-            self.executor = SingleQuantumExecutor(
-                butler=butler,
-                task_factory=TaskFactory(),
-                skip_existing_in=[spec.output_run],
-                clobber_outputs=True,
-                raise_on_partial_outputs=False,
-            )
+        self.task_nodes = task_nodes
+        self.journal_dir = journal_dir
+        universe = next(iter(dataset_types.values())).dimensions.universe
+        self.qbb = QBBFactory(repo, universe, dataset_types)
+        self.executor = SingleQuantumExecutor(
+            butler=None,
+            task_factory=TaskFactory(),
+            limited_butler_factory=self.qbb,
+            skip_existing=True,  # its metadata exists: it finished (`_describe_outputs`)
+            clobber_outputs=True,  # outputs of a partial attempt (a killed worker) are removed first
+            raise_on_partial_outputs=False,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: WorkerSpec) -> QuantumRunner:
+        return cls(
+            spec.repo,
+            pickle.loads(spec.task_nodes_pickle),
+            pickle.loads(spec.dataset_types_pickle),
+            spec.journal_dir,
+        )
 
     def _describe_outputs(self, quantum: Any) -> str:
         """The outputs the quantum-backed butler of ``quantum`` wrote, as a journal line (`_registrar`).
@@ -213,7 +223,6 @@ class QuantumRunner:
 
         from ._registrar import describe_outputs, journal_append
 
-        assert self.qbb is not None
         qbb = self.qbb.last
         if qbb is None:
             return ""
@@ -235,19 +244,6 @@ class QuantumRunner:
             journal_append(self.journal_dir, line)
         return line
 
-    @classmethod
-    def from_executor(
-        cls, task_nodes: dict[str, Any], executor: Any, qbb: QBBFactory, journal_dir: str
-    ) -> QuantumRunner:
-        """A runner with an executor built elsewhere on ``qbb`` (the graph-file flow of `_parsl`)."""
-        self = cls.__new__(cls)
-        self.task_nodes = task_nodes
-        self.butler = None
-        self.executor = executor
-        self.qbb = qbb
-        self.journal_dir = journal_dir
-        return self
-
     def run(self, quantum_id: uuid.UUID, label: str, quantum: Any) -> QuantumResult:
         task_node = self.task_nodes[label]
         peak_rss_reset()
@@ -257,11 +253,9 @@ class QuantumRunner:
             outputs = ""
             try:
                 result = self.executor.execute(task_node, quantum, quantum_id)
-                if self.qbb is not None:
-                    outputs = self._describe_outputs(quantum)
+                outputs = self._describe_outputs(quantum)
             finally:
-                if self.qbb is not None:
-                    self.qbb.close_last()
+                self.qbb.close_last()
             if result.skipped_existing:
                 status = "skipped_existing"
             elif result.adjusted_no_work:
@@ -343,7 +337,7 @@ def worker_main(conn: Connection, spec: WorkerSpec | None = None) -> None:
         nonlocal runner
         logging.getLogger().setLevel(new.log_level)
         try:
-            runner = QuantumRunner(new)
+            runner = QuantumRunner.from_spec(new)
         except Exception as exc:
             conn.send(("init_failed", classify_exception(exc), one_line_error(exc)))
             return False

@@ -27,7 +27,7 @@ from lsst.daf.butler.registry import RegistryDefaults
 
 from ..errors import ConfigurationError
 from ._registrar import OutputRegistrar, execute_registering, replay_journals
-from ._worker import WorkerSpec
+from ._worker import WorkerSpec, graph_dataset_types
 from .graph import build_graph
 from .scheduler import ExecutionOptions, InProcessPool, MemoryModel, ProcessPool
 
@@ -330,21 +330,17 @@ def run_pipeline(
         predicted.write_packages(butler, compare_existing=False)
         predicted.build_execution_quanta()
         task_nodes = {node.label: node for node in predicted.pipeline_graph.tasks.values()}
-        dataset_types = {
-            node.name: node.dataset_type for node in predicted.pipeline_graph.dataset_types.values()
-        }
         spec = WorkerSpec(
             repo=str(repo),
-            output_run=run,
             task_nodes_pickle=pickle.dumps(task_nodes),
+            dataset_types_pickle=pickle.dumps(graph_dataset_types(predicted)),
             log_level=log_level,
-            dataset_types_pickle=pickle.dumps(dataset_types),
             journal_dir=str(edir / "journal" / run.replace("/", "_")),
         )
         registrar = OutputRegistrar(butler, spec.journal_dir)
         runner_pool: InProcessPool | ProcessPool
         if pool is None:
-            runner_pool = InProcessPool(spec, butler=butler)
+            runner_pool = InProcessPool(spec)
         else:
             pool.configure(spec)
             runner_pool = pool

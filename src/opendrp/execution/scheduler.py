@@ -118,8 +118,8 @@ def machine_memory_mb() -> float:
 class InProcessPool:
     """One slot, in the driver's process (``-j 1``): no process start, no isolation from crashes."""
 
-    def __init__(self, spec: WorkerSpec, butler: Any = None) -> None:
-        self.runner = QuantumRunner(spec, butler=butler)
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.runner = QuantumRunner.from_spec(spec)
         self._done: list[QuantumResult] = []
 
     @property
