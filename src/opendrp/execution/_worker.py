@@ -1,7 +1,8 @@
 """What runs quanta: one `QuantumRunner` per process, created once, used for many quanta.
 
-A warm worker imports the tasks, opens the repository and builds its executor once, then runs the quanta
-the driver sends it, one at a time, and sends back one `QuantumResult` each.  It dies with the driver
+A warm worker imports the tasks and builds its executor (on quantum-backed butlers: files only, no registry)
+once per graph, then runs the quanta the driver sends it, one at a time, and sends back one `QuantumResult`
+each, which describes the outputs for the driver to register.  It dies with the driver
 (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread elsewhere), so a killed campaign leaves no orphan
 writing into the repository.
 """

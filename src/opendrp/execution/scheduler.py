@@ -181,7 +181,7 @@ class ProcessPool:
         return _Worker(proc, parent_conn)
 
     def configure(self, spec: WorkerSpec) -> None:
-        """Make every (idle) worker run quanta of ``spec`` from now on; a worker opens the repository once."""
+        """Make every (idle) worker run quanta of ``spec`` from now on (each builds its executor once)."""
         if any(w.busy is not None for w in self.workers):
             raise RuntimeError("cannot reconfigure a pool with running quanta")
         self.spec = spec
