@@ -29,14 +29,14 @@ _log = logging.getLogger(__name__)
 
 
 def describe_outputs(refs: list[Any], records: dict[str, Any], *, check: bool = False) -> str:
-    """One JSON line: the output refs of a quantum and their datastore records (by datastore name).
+    """One JSON line: the output refs of a quantum and their datastore records (serialized, by datastore).
 
     ``check``: some of them may be registered already (a quantum found done on disk): filter on replay.
     """
     return json.dumps(
         {
             "refs": [ref.to_json() for ref in refs],
-            "records": {name: rec.to_simple().model_dump_json() for name, rec in records.items()},
+            "records": {name: rec.model_dump_json() for name, rec in records.items()},
             "check": check,
         }
     )

@@ -220,8 +220,6 @@ class QuantumRunner:
         A quantum skipped because its metadata exists (its worker died after writing its outputs and before
         reporting) describes the outputs found on disk, to be registered if they are not yet.
         """
-        from lsst.daf.butler.datastore.record_data import DatastoreRecordData
-
         from ._registrar import describe_outputs, journal_append
 
         qbb = self.qbb.last
@@ -231,16 +229,14 @@ class QuantumRunner:
         provenance = qbb.extract_provenance_data()
         if provenance.actual_outputs:
             refs = [ref for ref in outputs if ref.id in provenance.actual_outputs]
-            records = {
-                name: DatastoreRecordData.from_simple(data)
-                for name, data in provenance.datastore_records.items()
-            }
-            line = describe_outputs(refs, records)
+            line = describe_outputs(refs, provenance.datastore_records)
         else:
             refs = [ref for ref, ok in qbb.stored_many(outputs).items() if ok]
             if not refs:
                 return ""
-            line = describe_outputs(refs, qbb.export_predicted_datastore_records(refs), check=True)
+            found = qbb.export_predicted_datastore_records(refs)
+            records = {name: rec.to_simple() for name, rec in found.items()}
+            line = describe_outputs(refs, records, check=True)
         if self.journal_dir:
             journal_append(self.journal_dir, line)
         return line
