@@ -39,6 +39,7 @@ __all__ = [
     "Timespan",
     "calib_collection",
     "camera_run",
+    "collection_exists",
     "create_repo",
     "defaults_chain",
     "get_camera",
@@ -201,6 +202,17 @@ def open_butler(
             "no data repository here", where=str(root), fix="create one with `opendrp init REPO`"
         )
     return Butler.from_config(str(root), writeable=writeable, collections=collections, run=run)
+
+
+def collection_exists(butler: Butler, name: str) -> bool:
+    """Whether ``name`` is a collection of the repository (any type)."""
+    from lsst.daf.butler import MissingCollectionError
+
+    try:
+        butler.collections.get_info(name)
+    except MissingCollectionError:
+        return False
+    return True
 
 
 def register_dataset_type(
