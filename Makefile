@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	@tests/_setup/ensure_chromium.sh
+	@bash tests/_setup/ensure_chromium.sh
 	$(VENV)/bin/python -m pytest -q
 
 test: lint typecheck unit
