@@ -6,17 +6,16 @@ traceback for user errors.  ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import OpenDRPError
+from ._common import handle_errors
 
 __all__ = ["main"]
 
@@ -35,23 +34,6 @@ def _setup_logging(verbose: int) -> None:
     if verbose < 2:
         warnings.filterwarnings("ignore", module="astropy")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn openDRP errors into one line on stderr and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        try:
-            return func(*args, **kwargs)
-        except OpenDRPError as exc:
-            if ctx.find_root().params.get("debug"):
-                raise
-            click.echo(f"error: {exc.one_line()}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -377,6 +359,15 @@ def demo(preset: str, sim_config: str | None, outdir: str, processes: int | None
     )
     if not ok:
         sys.exit(1)
+
+
+def _register_commands() -> None:
+    from .verify import verify
+
+    cli.add_command(verify)
+
+
+_register_commands()
 
 
 def main() -> None:
