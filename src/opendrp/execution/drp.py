@@ -144,6 +144,8 @@ def run_drp(
     progress: bool = True,
     options: ExecutionOptions | None = None,
     resume: bool = True,
+    config_overrides: dict[str, dict[str, Any]] | None = None,
+    inputs: Sequence[str] | None = None,
 ) -> list[RunReport]:
     """Run the Data Release Production over everything ingested in ``repo``.
 
@@ -160,6 +162,11 @@ def run_drp(
     resume : `bool`
         Run only what is not done yet in the output chains (the default): running the same command again
         after an interruption finishes the campaign.
+    config_overrides : `dict`, optional
+        Task label -> {config field: value} for the ``drp`` step (as ``pipetask -c label:field=value``),
+        applied over the calibration switches this function sets.
+    inputs : sequence of `str`, optional
+        Input collections of the ``drp`` step (default: the instrument's defaults chain).
     """
     repo = str(repo)
     use_execution_options(options, resume=resume)
@@ -170,12 +177,23 @@ def run_drp(
     inst = get_instrument_name(butler, instrument)
     skymap = get_skymap(butler)
     output = output or default_output(inst)
+    drp_inputs = list(inputs) if inputs else [defaults_chain(inst)]
     with warm_workers(options):  # one set of worker processes for every step
-        return _run_steps(repo, steps, inst, skymap.name, output, where, progress)
+        return _run_steps(
+            repo, steps, inst, skymap.name, output, where, progress, config_overrides or {}, drp_inputs
+        )
 
 
 def _run_steps(
-    repo: str, steps: Sequence[str], inst: str, skymap: str, output: str, where: str, progress: bool
+    repo: str,
+    steps: Sequence[str],
+    inst: str,
+    skymap: str,
+    output: str,
+    where: str,
+    progress: bool,
+    config_overrides: dict[str, dict[str, Any]],
+    drp_inputs: list[str],
 ) -> list[RunReport]:
     reports: list[RunReport] = []
     if "calibs" in steps:
@@ -205,7 +223,7 @@ def _run_steps(
                 reports.append(rep)
     if "drp" in steps:
         have = {d: _has_certified(open_butler(repo), d, inst) for d in ("bias", "dark", "flat", "defects")}
-        overrides = {
+        overrides: dict[str, dict[str, Any]] = {
             "calibrateImage": {
                 "do_bias": have["bias"],
                 "do_dark": have["dark"],
@@ -213,6 +231,8 @@ def _run_steps(
                 "do_defects": have["defects"],
             }
         }
+        for label, fields in config_overrides.items():
+            overrides.setdefault(label, {}).update(fields)
         query = f"instrument = '{inst}' AND skymap = '{skymap}'"
         if where:
             query += f" AND ({where})"
@@ -222,7 +242,7 @@ def _run_steps(
                 drp_pipeline_path(),
                 labels=["drp"],
                 where=query,
-                inputs=[defaults_chain(inst)],
+                inputs=drp_inputs,
                 output=output,
                 config_overrides=overrides,
                 progress=progress,

@@ -94,6 +94,9 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
     do_defects = pex_config.Field[bool](
         doc="Mask (BAD) and interpolate the certified defects (needs certified defects).", default=False
     )
+    do_cosmic_rays = pex_config.Field[bool](
+        doc="Find, mask (CR) and interpolate cosmic rays after the first PSF estimate.", default=True
+    )
     detection_threshold = pex_config.Field[float](doc="Detection threshold (sigma).", default=5.0)
     psf_spatial_degree = pex_config.Field[int](doc="Spatial degree of the PSF model.", default=2)
     astrometry_order = pex_config.Field[int](doc="Polynomial order of the TAN-SIP fit.", default=3)
@@ -120,6 +123,7 @@ class CalibrateImageTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections
 
     def calibrate_config(self) -> CalibrateConfig:
         return CalibrateConfig(
+            do_cosmic_rays=self.do_cosmic_rays,
             detection_threshold=self.detection_threshold,
             psf_degree=self.psf_spatial_degree,
             astrometry_order=self.astrometry_order,
