@@ -362,9 +362,11 @@ def demo(preset: str, sim_config: str | None, outdir: str, processes: int | None
 
 
 def _register_commands() -> None:
+    from .dashboard import dashboard
     from .verify import verify
 
     cli.add_command(verify)
+    cli.add_command(dashboard)
 
 
 _register_commands()

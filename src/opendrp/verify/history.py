@@ -45,8 +45,10 @@ Each run is compared with the **previous run of the same collection** (runs orde
 2. its value moved in its worse direction by more than the tolerance
    ``max(TOLERANCE * |threshold|, TOLERANCE * |previous value|)`` (`TOLERANCE` = 10 %).  The worse direction
    follows from the comparison of the check: ``<=`` larger is worse, ``abs<=`` a larger ``|value|`` is
-   worse, ``>=`` smaller is worse, ``==`` (a fact) has none (only its status counts).  SRD metrics (PA1, PF1,
-   PA2, AM*, AD*, AF*, TE*) are lower-is-better.  A value missing in either run is no regression.
+   worse, ``>=`` smaller is worse, ``==`` (a fact) has none (only its status counts).  Of the ``metrics``
+   section, the SRD metrics (PA1, PF1, PA2, AMx, ADx, AFx, TEx) are lower-is-better, a metric whose entry has
+   a ``comparison`` follows it, and the other (diagnostic) metrics have no direction: they are charted, never
+   flagged.  A value missing in either run is no regression.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -76,6 +79,7 @@ __all__ = [
     "append_run",
     "direction_of",
     "load_history",
+    "metric_direction",
     "status_worse",
     "store_path",
     "value_worse",
@@ -90,6 +94,7 @@ BUSY_TIMEOUT_S = 60.0
 """How long an append waits for another process's transaction to finish (seconds)."""
 
 _STATUS_RANK = {"pass": 0, "partial": 1, "fail": 2}
+_SRD_METRIC = re.compile(r"^(PA1|PF1|PA2|AM\d|AD\d|AF\d|TE\d)$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (application TEXT NOT NULL, version INTEGER NOT NULL);
@@ -162,6 +167,13 @@ def value_worse(
     return change > allowed
 
 
+def metric_direction(name: str, entry: dict[str, Any]) -> Direction:
+    """The worse direction of a metric of the ``metrics`` section (rule 2 of the module docstring)."""
+    if "comparison" in entry:
+        return direction_of(str(entry["comparison"]))
+    return Direction.LARGER_IS_WORSE if _SRD_METRIC.match(name) else Direction.NONE
+
+
 def status_worse(previous: str | None, current: str | None) -> bool:
     """Whether a status got worse (rule 1: pass < partial < fail; 'not available' is not ranked)."""
     if previous not in _STATUS_RANK or current not in _STATUS_RANK:
@@ -228,7 +240,7 @@ def _metric_rows(run_id: int, doc: dict[str, Any]) -> list[tuple[Any, ...]]:
                     str(scope),
                     _finite(entry.get("value")),
                     str(entry.get("unit", "")),
-                    str(Direction.LARGER_IS_WORSE),
+                    str(metric_direction(str(name), entry)),
                     _finite(entry.get("threshold")),
                 )
             )
