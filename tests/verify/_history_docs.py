@@ -68,3 +68,12 @@ def make_doc(
         },
         "metrics": {"PA1": {"g": {"value": pa1_g, "unit": "mmag"}, "r": {"value": pa1_r, "unit": "mmag"}}},
     }
+
+
+def append_many(repo: str, collection: str, n: int, barrier: Any) -> None:
+    """Append ``n`` runs of ``collection`` (PA1 g = 0, 1, ...) once both processes reach ``barrier``."""
+    from opendrp.verify.history import append_run
+
+    barrier.wait()
+    for i in range(n):
+        append_run(repo, make_doc(created=f"2026-11-01T00:00:{i:02d}+00:00", collection=collection, pa1_g=i))
