@@ -11,6 +11,7 @@ import pytest
 from tests.verify._history_docs import CASE, CHECK, FACT, append_many, make_doc
 
 from opendrp.errors import RepositoryError
+from opendrp.verify import history
 from opendrp.verify.history import (
     Direction,
     append_run,
@@ -246,3 +247,16 @@ def test_two_processes_append_at_once(tmp_path: Path) -> None:
         assert len(_series(h, "check", CHECK, collection).points) == n
     with sqlite3.connect(store_path(tmp_path)) as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_store_locked_too_long_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    append_run(tmp_path, make_doc(created=DAY1))
+    monkeypatch.setattr(history, "BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect(store_path(tmp_path), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with pytest.raises(RepositoryError, match="locked by another process for more than 0.2 s"):
+            append_run(tmp_path, make_doc(created=DAY2))
+    finally:
+        other.close()
+    assert append_run(tmp_path, make_doc(created=DAY2)) == 2  # once released

@@ -295,16 +295,38 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 @contextmanager
 def _transaction(con: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """One write transaction; a lock held elsewhere longer than the busy timeout is a one-line error."""
     try:
         con.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise _locked_error(path, exc) if _is_locked(exc) else _foreign_error(path, exc) from None
     except sqlite3.DatabaseError as exc:
-        raise _store_error(path, f"not an openDRP metrics store ({exc})") from None
+        raise _foreign_error(path, exc) from None
     try:
         yield
-    except BaseException:
-        con.execute("ROLLBACK")
+        con.execute("COMMIT")
+    except BaseException as exc:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and _is_locked(exc):
+            raise _locked_error(path, exc) from None
         raise
-    con.execute("COMMIT")
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _locked_error(path: Path, exc: Exception) -> RepositoryError:
+    return RepositoryError(
+        f"metrics store locked by another process for more than {BUSY_TIMEOUT_S:g} s ({exc})",
+        where=str(path),
+        fix="rerun when the other `opendrp verify` has finished (this run's report is written)",
+    )
+
+
+def _foreign_error(path: Path, exc: Exception) -> RepositoryError:
+    return _store_error(path, f"not an openDRP metrics store ({exc})")
 
 
 def _ensure_schema(con: sqlite3.Connection, path: Path, *, create: bool) -> None:
