@@ -234,3 +234,22 @@ def load_thresholds(override: str | Path | None = None) -> Thresholds:
     else:
         merged["version"] = f"{doc.get('version')}+{path.name}"
     return Thresholds(merged, f"{source} + {path}")
+
+
+def markdown_table(th: Thresholds) -> str:
+    """The checks of every case as a markdown table (docs/verification.md embeds it)."""
+    lines = [
+        "| case | check | threshold | unit | reference | what it measures |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, spec in th.specs.items():
+        bound = "holds" if spec.threshold is None else f"{spec.comparison} {spec.threshold:g}"
+        flags = " (partial_ok)" if spec.partial_ok else ""
+        flags += " (simulations only)" if spec.truth else ""
+        desc = spec.description.replace("|", "\\|")
+        lines.append(f"| {spec.case} | `{key}`{flags} | {bound} | {spec.unit} | {spec.section} | {desc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m opendrp.verify.thresholds: the table of docs/verification.md
+    print(markdown_table(load_thresholds()))
