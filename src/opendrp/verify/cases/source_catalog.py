@@ -13,16 +13,19 @@ Selection of the **bright stars** (every rule from the data, nothing from the ca
 Checks, per band and tract (the tract of each source from the sky map): photometry against the reference
 catalog's own fluxes (``psfFlux / ref_flux - 1``: median, robust scatter, fraction of 5-sigma-and-5 %
 outliers; the run's colour terms are not applied, so a zero-point error shows); astrometry (unclipped rms
-per axis, median offset, fraction beyond 100 mas).  Per band: aperture-correction consistency (median of
-``kronFlux``, ``gaussianFlux``, ``calibFlux`` over ``psfFlux`` minus 1), PSF shape residuals (star - PSF model
-ellipticity residual averaged over the stars of each CCD of each visit, rms over those cells per component
--- star-by-star residuals are dominated by shape noise, reported as metrics --, and the median fractional
-trace-radius residual) on bright isolated point sources (the reference match not required).  The SRD
-metrics (PA1 ... TE2) come from `opendrp.verify.srd`; with ``--truth`` the single-visit truth checks of `opendrp.verify.truth`.  Extra metrics (``ctx.metrics``): unclipped std,
-expected scatter from the errors (measured and reference in quadrature), pulls, 3-sigma tail fractions, and
-the same photometry on crowded (blended) bright stars.  Figures: magnitude vs residual, sky and focal-plane
-maps of the residuals, PSF whiskers on the focal plane, per-CCD maps of the calexp metadata ZEROPT (mag),
-PSF_FWHM (arcsec) and ASTRMRMS (mas).
+per axis, median offset, fraction beyond 100 mas).
+
+Checks per band: aperture-correction consistency (median of ``kronFlux``, ``gaussianFlux``, ``calibFlux``
+over ``psfFlux`` minus 1, on the same stars); PSF shape residuals on bright isolated point sources (the
+reference match not required): the star - PSF model ellipticity residual averaged over the stars of each CCD
+of each visit, rms over those cells per component (star-by-star residuals are dominated by shape noise and
+are reported as metrics), and the median fractional trace-radius residual.  The SRD metrics (PA1 ... TE2)
+come from `opendrp.verify.srd`; with ``--truth``, the single-visit truth checks of `opendrp.verify.truth`.
+
+Extra metrics (``ctx.metrics``): unclipped std, expected scatter from the errors (measured and reference in
+quadrature), pulls, 3-sigma tail fractions, and the same photometry on crowded (blended) bright stars.
+Figures: magnitude vs residual, sky and focal-plane maps of the residuals, PSF whiskers on the focal plane,
+per-CCD maps of the calexp metadata ZEROPT (mag), PSF_FWHM (arcsec) and ASTRMRMS (mas).
 """
 
 from __future__ import annotations
