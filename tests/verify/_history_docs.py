@@ -32,13 +32,15 @@ def make_doc(
     collection: str = "HSC/runs/drp",
     pa1_g: float = 10.0,
     pa1_r: float = 12.0,
+    pa1_threshold: float | None = None,
     offset: float = 5.0,
     offset_status: str = "pass",
     fact_status: str = "pass",
 ) -> dict[str, Any]:
     """A verify document with two SRD metrics (PA1 in g and r) and one case of two checks.
 
-    ``offset`` is an ``abs<=`` check with threshold 20 mmag; ``src_schema_complete`` an ``==`` fact.
+    ``offset`` is an ``abs<=`` check with threshold 20 mmag; ``src_schema_complete`` an ``==`` fact;
+    ``pa1_threshold`` the threshold recorded with the PA1 metrics (default none).
     """
     case_status = "pass" if offset_status == fact_status == "pass" else "fail"
     return {
@@ -66,7 +68,12 @@ def make_doc(
                 "figures": [],
             }
         },
-        "metrics": {"PA1": {"g": {"value": pa1_g, "unit": "mmag"}, "r": {"value": pa1_r, "unit": "mmag"}}},
+        "metrics": {
+            "PA1": {
+                "g": {"value": pa1_g, "unit": "mmag", "threshold": pa1_threshold},
+                "r": {"value": pa1_r, "unit": "mmag", "threshold": pa1_threshold},
+            }
+        },
     }
 
 
