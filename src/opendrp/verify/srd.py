@@ -5,8 +5,13 @@ Definitions follow analysis_tools' ``matchedVisitCore`` (``StellarPhotometricRep
 validate_drp (``TEx``, ``ADx``/``AFx``); the full text is ``docs/srd-metrics.md``.  All functions here are
 pure functions on arrays; `srd_checks` does the I/O through a `VerifyContext`.
 
-Matching: sources of every visit (all bands) are associated into objects with `associate_sources`
-(1 arcsec, isolation 2 arcsec).  Every metric is computed per band on that band's measurements.
+Matching: sources of every visit (all bands, psfFlux S/N >= 5) are associated into objects with
+`associate_sources` (1 arcsec, isolation 2 arcsec).  Every metric is computed per band on that band's
+measurements; no metric pools bands.  A measurement is used only without any of `BAD_FLAGS` and with
+``psfFlux > 0``, ``psfFluxErr > 0``; a point source is an object of median extendedness <= 0.5.  Selections
+(`SrdSelection`): PA1/PA2/PF1 per-star median S/N >= 100 and >= 3 measurements; AMx/ADx/AFx per-source
+50 <= S/N <= 50000; TE1/TE2 per-source S/N >= 50 and ``shape_flag`` not set.  The design values the
+definitions use (PA2 in PF1, PF1 in PA2, ADx in AFx, AFx in ADx) are read from the thresholds.
 
 Photometric repeatability (`photometric_repeatability`), per star with ``n >= 3`` measurements, in mmag
 (m = -2.5 log10 psfFlux):
@@ -75,7 +80,6 @@ __all__ = [
     "astrometric_repeatability",
     "ellipticity_correlation",
     "field_diameter_arcmin",
-    "per_group_median",
     "photometric_repeatability",
     "separation_outliers",
     "SrdSelection",
@@ -86,12 +90,6 @@ __all__ = [
 
 #: mmag per unit fractional flux error: 2.5 / ln(10) * 1000.
 MMAG_PER_FRACTION = 2500.0 / np.log(10.0)
-
-
-def per_group_median(group: ArrayLike, values: ArrayLike) -> dict[int, float]:
-    """Median of ``values`` per group id (NaN values ignored)."""
-    s = pd.Series(np.asarray(values, dtype=np.float64)).groupby(np.asarray(group)).median()
-    return dict(zip(s.index.to_numpy().tolist(), s.to_numpy().tolist()))
 
 
 # ----------------------------------------------------------------------------------------------------------
