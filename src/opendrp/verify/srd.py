@@ -49,7 +49,7 @@ Residual ellipticity correlations (`ellipticity_correlation`), dimensionless:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,11 @@ from ._srd_ellipticity import (
     shear_ellipticity,
     te_value,
 )
+
+if TYPE_CHECKING:
+    from .context import VerifyContext
+    from .model import Check
+    from .thresholds import Thresholds
 
 __all__ = [
     "TE_BIN_EDGES_ARCMIN",
@@ -280,7 +285,7 @@ def _column(table: Any, name: str, fill: Any) -> NDArray[Any]:
     return np.asarray(col.filled(fill) if hasattr(col, "filled") else col)
 
 
-def _load_sources(ctx: Any, sel: SrdSelection) -> dict[str, NDArray[Any]]:
+def _load_sources(ctx: VerifyContext, sel: SrdSelection) -> dict[str, NDArray[Any]]:
     """The src columns the metrics need, as arrays, with ``ok`` (quality), ``snr`` and ``group``."""
     probe = ctx.refs("src")
     if not probe:
@@ -324,26 +329,30 @@ def _group_median(group: NDArray[np.intp], values: NDArray[np.float64]) -> NDArr
     return pd.Series(values).groupby(group).transform("median").to_numpy(dtype=np.float64)
 
 
-def _limit(th: Any, key: str, default: float) -> float:
+def _limit(th: Thresholds, key: str, default: float) -> float:
     """The threshold of ``key`` (``default`` when the file gives none)."""
     value = th.spec(key).threshold
     return default if value is None else float(value)
 
 
 def _photometry_checks(
-    ctx: Any, th: Any, d: dict[str, NDArray[Any]], rows: NDArray[np.bool_], band: str, sel: SrdSelection
-) -> list[Any]:
+    ctx: VerifyContext,
+    th: Thresholds,
+    d: dict[str, NDArray[Any]],
+    rows: NDArray[np.bool_],
+    band: str,
+    sel: SrdSelection,
+) -> list[Check]:
     """PA1, PF1, PA2 of one band."""
     med_snr = np.full(rows.size, np.nan)
     med_snr[rows] = _group_median(d["group"][rows], d["snr"][rows])
     star = rows & d["point"] & (med_snr >= sel.phot_snr_min)
-    pa2_lim, pf1_lim = _limit(th, "PA2", 15.0), _limit(th, "PF1", 10.0)
     res = photometric_repeatability(
         d["group"][star],
         d["psfFlux"][star],
         d["psfFluxErr"][star],
-        pa2_limit_mmag=pa2_lim,
-        pf1_limit_percent=pf1_lim,
+        pa2_limit_mmag=_limit(th, "PA2", 15.0),
+        pf1_limit_percent=_limit(th, "PF1", 10.0),
         min_visits=sel.min_visits_phot,
     )
     scope = {"band": band}
@@ -371,76 +380,50 @@ def _photometry_checks(
             pa1_expected=res.pa1_expected,
             pa1_limit=th.spec("PA1").threshold,
         )
-    common = dict(n_stars=res.n_stars, n_measurements=res.n_measurements, snr_min=sel.phot_snr_min)
-    ctx.add_metric(
-        "PA1",
-        band,
-        res.pa1,
-        "mmag",
-        expected=res.pa1_expected,
-        rms=res.rms,
-        rms_expected=res.rms_expected,
-        n=res.n_stars,
-        **common,
-    )
-    ctx.add_metric(
-        "PF1",
-        band,
-        res.pf1,
-        "%",
-        expected=res.pf1_expected,
-        pa2_design=pa2_lim,
-        n=res.n_measurements,
-        **common,
-    )
-    ctx.add_metric(
-        "PA2",
-        band,
-        res.pa2,
-        "mmag",
-        expected=res.pa2_expected,
-        pf1_design=pf1_lim,
-        n=res.n_measurements,
-        **common,
-    )
+    return _photometry_records(ctx, th, res, band, sel, rel)
+
+
+def _photometry_records(
+    ctx: VerifyContext,
+    th: Thresholds,
+    res: PhotometricRepeatability,
+    band: str,
+    sel: SrdSelection,
+    rel: str | None,
+) -> list[Check]:
+    """Record PA1, PF1, PA2 of one band in ``ctx.metrics`` and make their checks."""
+    pa2_lim, pf1_lim = _limit(th, "PA2", 15.0), _limit(th, "PF1", 10.0)
     what = (
         f"{res.n_stars} isolated point sources, median S/N >= {sel.phot_snr_min:g}, "
         f">= {sel.min_visits_phot} visits"
     )
-    return [
-        th.evaluate(
-            "PA1",
-            res.pa1,
-            scope=scope,
-            n=res.n_stars,
-            plot=rel,
-            reason=f"median per-star rms; {what}; errors predict {res.pa1_expected:.3g} mmag; "
-            f"unclipped rms {res.rms:.3g} mmag (errors {res.rms_expected:.3g})",
-        ),
-        th.evaluate(
-            "PF1",
-            res.pf1,
-            scope=scope,
-            n=res.n_measurements,
-            plot=rel,
-            reason=f"of {res.n_measurements} residuals beyond {pa2_lim:g} mmag; {what}; "
-            f"errors predict {res.pf1_expected:.3g} %",
-        ),
-        th.evaluate(
-            "PA2",
-            res.pa2,
-            scope=scope,
-            n=res.n_measurements,
-            plot=rel,
-            reason=f"{100 - pf1_lim:g}th percentile of |residual|; {what}; "
-            f"errors predict {res.pa2_expected:.3g} mmag",
-        ),
-    ]
+    rows: tuple[tuple[str, float, str, float, int, dict[str, float], str], ...] = (
+        ("PA1", res.pa1, "mmag", res.pa1_expected, res.n_stars,
+         {"rms": res.rms, "rms_expected": res.rms_expected},
+         f"median per-star rms; {what}; errors predict {res.pa1_expected:.3g} mmag; "
+         f"unclipped rms {res.rms:.3g} mmag (errors {res.rms_expected:.3g})"),
+        ("PF1", res.pf1, "%", res.pf1_expected, res.n_measurements, {"pa2_design": pa2_lim},
+         f"of {res.n_measurements} residuals beyond {pa2_lim:g} mmag; {what}; "
+         f"errors predict {res.pf1_expected:.3g} %"),
+        ("PA2", res.pa2, "mmag", res.pa2_expected, res.n_measurements, {"pf1_design": pf1_lim},
+         f"{100 - pf1_lim:g}th percentile of |residual|; {what}; errors predict {res.pa2_expected:.3g} mmag"),
+    )  # fmt: skip
+    common = {"n_stars": res.n_stars, "n_measurements": res.n_measurements, "snr_min": sel.phot_snr_min}
+    checks = []
+    for key, value, unit, expected, n, extra, reason in rows:
+        ctx.add_metric(key, band, value, unit, expected=expected, n=n, **common, **extra)
+        checks.append(th.evaluate(key, value, scope={"band": band}, n=n, plot=rel, reason=reason))
+    return checks
 
 
 def _astrometry_checks(
-    ctx: Any, th: Any, d: dict[str, NDArray[Any]], rows: NDArray[np.bool_], band: str, sel: SrdSelection
-) -> list[Any]:
+    ctx: VerifyContext,
+    th: Thresholds,
+    d: dict[str, NDArray[Any]],
+    rows: NDArray[np.bool_],
+    band: str,
+    sel: SrdSelection,
+) -> list[Check]:
     """AM1-3, AD1-3, AF1-3 of one band (in that order)."""
     use = rows & d["point"] & (d["snr"] >= sel.astrom_snr_min) & (d["snr"] <= sel.astrom_snr_max)
     results: dict[int, AstrometricRepeatability | str] = {}
@@ -469,7 +452,7 @@ def _astrometry_checks(
             for x, r in done
         ]
         plot_separation_rms(path, band=band, panels=panels)
-    checks: list[Any] = []
+    checks: list[Check] = []
     for x, _ in _ANNULI:
         r = results[x]
         if isinstance(r, str):
@@ -492,8 +475,8 @@ def _no_pairs_reason(
 
 
 def _annulus_checks(
-    ctx: Any, th: Any, res: AstrometricRepeatability, x: int, band: str, rel: str | None
-) -> list[Any]:
+    ctx: VerifyContext, th: Thresholds, res: AstrometricRepeatability, x: int, band: str, rel: str | None
+) -> list[Check]:
     """Record AMx, ADx, AFx of one annulus and make their checks."""
     ad_lim, af_lim = _limit(th, f"AD{x}", 20.0), _limit(th, f"AF{x}", 10.0)
     lo, hi = res.annulus_arcmin
@@ -541,34 +524,56 @@ def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _te_checks(
-    ctx: Any, th: Any, d: dict[str, NDArray[Any]], rows: NDArray[np.bool_], band: str, sel: SrdSelection
-) -> list[Any]:
-    """TE1, TE2 of one band."""
+#: The TE metrics: key, bins whose centre is at most / at least a separation (arcmin).
+_TE_RANGES = (("TE1", {"max_arcmin": 1.0}), ("TE2", {"min_arcmin": 5.0}))
+
+
+def _te_objects(
+    d: dict[str, NDArray[Any]], rows: NDArray[np.bool_], sel: SrdSelection
+) -> tuple[NDArray[np.float64], ...]:
+    """Per object of the selection: mean ra, dec (deg) and median residual e1, e2 over its visits."""
     e1s, e2s = shear_ellipticity(d["ixx"], d["iyy"], d["ixy"])
     e1p, e2p = shear_ellipticity(d["ixxPSF"], d["iyyPSF"], d["ixyPSF"])
     de1, de2 = e1s - e1p, e2s - e2p
     use = rows & d["point"] & (d["snr"] >= sel.te_snr_min) & ~d["shape_bad"] & np.isfinite(de1 + de2)
-    g = d["group"][use]
+    obj, inv = compress_ids(d["group"][use])
+    e1 = pd.Series(de1[use]).groupby(inv).median().to_numpy(dtype=np.float64)
+    e2 = pd.Series(de2[use]).groupby(inv).median().to_numpy(dtype=np.float64)
+    ra, dec, _ = group_mean_radec(inv, d["coord_ra"][use], d["coord_dec"][use], n_groups=obj.size)
+    return ra, dec, e1, e2
+
+
+def _te_span(corr: EllipticityCorrelation, kw: dict[str, float]) -> str:
+    """The separations (arcmin) of the bins a TE value averages."""
+    c = corr.bin_centres
+    sel = c <= kw["max_arcmin"] if "max_arcmin" in kw else c >= kw["min_arcmin"]
+    return f"{corr.bin_edges[:-1][sel][0]:.2g}-{corr.bin_edges[1:][sel][-1]:.2g} arcmin"
+
+
+def _te_checks(
+    ctx: VerifyContext,
+    th: Thresholds,
+    d: dict[str, NDArray[Any]],
+    rows: NDArray[np.bool_],
+    band: str,
+    sel: SrdSelection,
+) -> list[Check]:
+    """TE1, TE2 of one band."""
+    ra, dec, e1, e2 = _te_objects(d, rows, sel)
     scope = {"band": band}
-    if g.size < 2:
+    if ra.size < 2:
         why = (
             f"no isolated point source of S/N >= {sel.te_snr_min:g} with star and PSF moments in band {band}"
         )
-        return [th.not_available(k, why, scope=scope) for k in ("TE1", "TE2")]
-    obj, inv = compress_ids(g)
-    e1 = pd.Series(de1[use]).groupby(inv).median().to_numpy()
-    e2 = pd.Series(de2[use]).groupby(inv).median().to_numpy()
-    ra, dec, _ = group_mean_radec(inv, d["coord_ra"][use], d["coord_dec"][use], n_groups=obj.size)
+        return [th.not_available(k, why, scope=scope) for k, _ in _TE_RANGES]
     corr = ellipticity_correlation(ra, dec, e1, e2)
-    edges = corr.bin_edges
-    specs = (("TE1", {"max_arcmin": 1.0}), ("TE2", {"min_arcmin": 5.0}))
-    values = {k: te_value(corr, **kw) for k, kw in specs}
+    values = {k: te_value(corr, **kw) for k, kw in _TE_RANGES}
     rel = None
     if ctx.make_plots:
         from ._srd_plots import plot_ellipticity_correlation
 
         path, rel = ctx.figure(f"srd_te_{band}.png")
+        edges = corr.bin_edges
         ranges = [
             ("TE1", edges[0], 1.0, values["TE1"][0], th.spec("TE1").threshold),
             ("TE2", 5.0, edges[-1], values["TE2"][0], th.spec("TE2").threshold),
@@ -582,44 +587,28 @@ def _te_checks(
             ranges=ranges,
         )
     checks = []
-    for key, kw in specs:
+    for key, kw in _TE_RANGES:
         value, err, n_pairs = values[key]
-        sel_bins = (
-            corr.bin_centres <= kw["max_arcmin"]
-            if "max_arcmin" in kw
-            else corr.bin_centres >= kw["min_arcmin"]
-        )
-        lo, hi = edges[:-1][sel_bins][0], edges[1:][sel_bins][-1]
-        span = f"{lo:.2g}-{hi:.2g} arcmin"
+        span = _te_span(corr, kw)
         if n_pairs == 0:
             diam = field_diameter_arcmin(ra, dec)
-            checks.append(
-                th.not_available(
-                    key,
-                    f"no star pairs {span} apart: the field is {diam:.0f} arcmin "
-                    f"across ({corr.n_objects} stars)",
-                    scope=scope,
-                )
+            why = (
+                f"no star pairs {span} apart: the field is {diam:.0f} arcmin across ({corr.n_objects} stars)"
             )
+            checks.append(th.not_available(key, why, scope=scope))
             continue
         ctx.add_metric(
             key, band, value, "", expected=err, n=n_pairs, n_objects=corr.n_objects, sigma_e=corr.sigma_e
         )
-        checks.append(
-            th.evaluate(
-                key,
-                value,
-                scope=scope,
-                n=n_pairs,
-                plot=rel,
-                reason=f"mean xi+ of the residual ellipticities over {span}; {n_pairs} pairs of "
-                f"{corr.n_objects} stars of S/N >= {sel.te_snr_min:g}; shape-noise error {err:.2g}",
-            )
+        reason = (
+            f"mean xi+ of the residual ellipticities over {span}; {n_pairs} pairs of {corr.n_objects} stars "
+            f"of S/N >= {sel.te_snr_min:g}; shape-noise error {err:.2g}"
         )
+        checks.append(th.evaluate(key, value, scope=scope, n=n_pairs, plot=rel, reason=reason))
     return checks
 
 
-def srd_checks(ctx: Any, th: Any, *, selection: SrdSelection | None = None) -> list[Any]:
+def srd_checks(ctx: VerifyContext, th: Thresholds, *, selection: SrdSelection | None = None) -> list[Check]:
     """Every SRD metric of every band of the collection's src catalogs, as checks (module docstring).
 
     Records each value in ``ctx.metrics`` (``ctx.add_metric``: value, unit, n, expected noise and the
@@ -647,7 +636,7 @@ def srd_checks(ctx: Any, th: Any, *, selection: SrdSelection | None = None) -> l
         return [th.not_available(k, "no src catalog in the collection") for k in keys]
     grouped = (d["group"] >= 0) & d["ok"]
     d["point"] = np.zeros(grouped.size, bool)
-    checks: list[Any] = []
+    checks: list[Check] = []
     for band in sorted(set(d["band"].tolist())):
         rows = grouped & (d["band"] == band)
         med_ext = np.full(rows.size, np.nan)
