@@ -392,7 +392,7 @@ class Locus:
     c1_0, c2_0 : `float`
         A point of the line (the mean of the points kept).
     angle : `float`
-        Direction of the line (rad from the c1 axis).
+        Direction of the line (rad from the c1 axis, in (-pi/2, pi/2]).
     width : `float`
         Robust scatter of the perpendicular distances of the points kept (mag).
     n : `int`
@@ -433,7 +433,8 @@ def fit_locus(c1: ArrayLike, c2: ArrayLike, *, clip: float = 3.0, n_iter: int = 
         cov = np.cov(np.vstack([x[keep] - xm, y[keep] - ym]))
         w, v = np.linalg.eigh(cov)
         major = v[:, int(np.argmax(w))]
-        locus = Locus(xm, ym, float(np.arctan2(major[1], major[0])), nan, int(keep.sum()))
+        angle = float(np.arctan(major[1] / major[0])) if major[0] != 0 else float(np.pi / 2)
+        locus = Locus(xm, ym, angle, nan, int(keep.sum()))
         d = locus.perpendicular(x, y)
         width = robust_scatter(d[keep])
         locus = Locus(xm, ym, locus.angle, width, int(keep.sum()))
