@@ -6,8 +6,8 @@ Each function takes the arrays its check used and writes one PNG; none computes 
   the camera), coloured by value (pipe_analysis' per-CCD focal-plane plots).
 * `plot_annulus_profiles`: mean residual sky (sigma per pixel) against radius (arcsec) around bright
   sources, one line per band, with the +-0.1 sigma band of the threshold.
-* `plot_feature_cutouts`: for single-epoch features, the warp with the feature, the mean of the other warps and
-  the coadd, on a common stretch.
+* `plot_feature_cutouts`: for single-epoch features, the warp with the feature, the mean of the other warps
+  and the coadd, on a common stretch.
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ def plot_feature_cutouts(
         mad = float(np.median(np.abs(finite - med)) * 1.4826) if finite.size else 1.0
         top = float(np.nanmax(warp)) if np.isfinite(warp).any() else med + 5 * mad
         vmin, vmax = med - 3 * mad, max(med + 5 * mad, top)
-        for ax, img, name in zip(row, (warp, others, coadd), ("warp with feature", "other warps' mean", "coadd"),
-                                 strict=True):  # fmt: skip
+        for ax, img, name in zip(
+            row, (warp, others, coadd), ("warp with feature", "other warps' mean", "coadd"), strict=True
+        ):
             ax.imshow(img, origin="lower", cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])

@@ -16,12 +16,13 @@ data and call them.  Rules and units:
   the four directions (x, y, the two diagonals), its excess over the largest value the PSF allows given its
   neighbours is also significant: ``I - R_d p_d > n_sigma sqrt(s**2 + R_d**2 s_p**2)``, where ``p_d`` is the
   mean of the two neighbours along ``d``, ``s`` and ``s_p`` the noise of the pixel and of that mean, and
-  ``R_d`` the largest contrast the PSF allows: the contrast of the PSF model's kernel centred on a pixel (the largest a
-  star can have), raised to ``1 / f**2`` with ``f`` the width tolerance (a Gaussian ``f`` times narrower has
-  exactly that contrast).  Same idea as the pipeline's cosmic-ray finder, independent of it and of its
-  configuration (it uses the measured PSF, not a fixed minimum FWHM).  On empty sky with Gaussian noise a
-  pixel must be ~7 sigma to pass, so chance hits are ~1e-11 per pixel; on faint sources the excess test
-  keeps the noise of the source's pixels from firing it.
+  ``R_d`` the largest contrast the PSF allows: the contrast of the PSF model's kernel centred on a pixel (the
+  largest a star can have), raised to ``1 / f**2`` with ``f`` = 0.8 the width tolerance (a Gaussian ``f``
+  times narrower has exactly that contrast; it covers PSF-model errors and variation across the CCD).
+  Same idea as the pipeline's cosmic-ray finder, independent of it and of its configuration (it uses the
+  measured PSF, not a fixed minimum FWHM).  On empty sky with Gaussian noise a pixel must be ~7 sigma to
+  pass, so chance hits are ~1e-11 per pixel; on faint sources the excess test keeps the noise of the
+  source's pixels from firing it.
 * **Annulus background residual** (`source_mask`, `annulus_residuals`): around each bright source the
   pixels between ``r_in`` and ``r_out`` (pixels; the cases convert 5-30 arcsec with the WCS pixel scale),
   excluding pixels of any source (a PSF-smoothed detection mask at ``detect_sigma``, grown) and bad pixels;
@@ -50,16 +51,18 @@ data and call them.  Rules and units:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from ..image.mask import mask_bit
+from ..instrument.camera import AmplifierSpec
 
 __all__ = [
     "AnnulusResult",
+    "Feature",
     "adaptive_moments",
     "annulus_residuals",
     "feature_residues",
@@ -107,7 +110,11 @@ def mask_plane_fractions(
 
 
 def raw_saturated(
-    pixels: np.ndarray, amplifiers: Sequence[object], shape: tuple[int, int], *, noise_margin: float = 5.0
+    pixels: np.ndarray,
+    amplifiers: Sequence[AmplifierSpec],
+    shape: tuple[int, int],
+    *,
+    noise_margin: float = 5.0,
 ) -> np.ndarray:
     """Assembled pixels whose raw value reaches their amplifier's saturation level within the read noise.
 
@@ -131,10 +138,10 @@ def raw_saturated(
     """
     out = np.zeros(shape, bool)
     for amp in amplifiers:
-        data = pixels[amp.raw_data_slice()]  # type: ignore[attr-defined]
-        if amp.flip_x:  # type: ignore[attr-defined]
+        data = pixels[amp.raw_data_slice()]
+        if amp.flip_x:
             data = data[:, ::-1]
-        level = amp.saturation - noise_margin * amp.read_noise / amp.gain  # type: ignore[attr-defined]
+        level = amp.saturation - noise_margin * amp.read_noise / amp.gain
         out[amp.assembled_slice()] = data >= level
     return out
 
@@ -315,7 +322,8 @@ def source_mask(
     psf_sigma : `float`
         Gaussian sigma of the PSF (pixels).
     detect_sigma : `float`
-        Threshold (sigma of the smoothed image; the noise is ``sqrt(median variance) / (2 sqrt(pi) psf_sigma)``).
+        Threshold (sigma of the smoothed image, whose noise is
+        ``sqrt(median variance) / (2 sqrt(pi) psf_sigma)``).
     grow : `float`
         Growth radius in units of ``psf_sigma``.
     """
@@ -378,12 +386,36 @@ def annulus_residuals(
         profile = np.where(counts > 0, sums / np.maximum(counts, 1) / sigma, np.nan)
     z = values / sigma
     return AnnulusResult(
-        float(z.mean()), float(np.median(z)), float(np.mean(z < -3.0)), int(z.size), n_sources, radii,
-        profile, counts,
-    )  # fmt: skip
+        float(z.mean()),
+        float(np.median(z)),
+        float(np.mean(z < -3.0)),
+        int(z.size),
+        n_sources,
+        radii,
+        profile,
+        counts,
+    )
 
 
 # --------------------------------------------------------------------------------------------- coadds
+@dataclass(frozen=True)
+class Feature:
+    """A single-epoch feature: warp index, pixels, summed excess over the other warps' mean (image unit),
+    peak significance (sigma) and centroid (pixels)."""
+
+    warp: int
+    ys: np.ndarray
+    xs: np.ndarray
+    excess: float
+    peak_sigma: float
+    x: float
+    y: float
+
+    @property
+    def pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ys, self.xs
+
+
 def inverse_variance_weight(variance: np.ndarray, usable: np.ndarray) -> float:
     """``1 / <variance>`` (unit**-2) with the mean 3-sigma clipped (3 iterations), usable pixels only.
 
@@ -441,7 +473,7 @@ def single_epoch_features(
     min_inputs: int = 3,
     min_pixels: int = 2,
     protect_radius: float = 5.0,
-) -> list[dict[str, object]]:
+) -> list[Feature]:
     """Features present in one warp only (rule in the module docstring).
 
     Parameters
@@ -461,10 +493,10 @@ def single_epoch_features(
     Returns
     -------
     features : `list` [`dict`]
-        ``warp`` (index), ``pixels`` (``(ys, xs)``), ``excess`` (summed nJy over the reference), ``peak_sigma``,
-        ``x``, ``y`` (centroid pixel).
+        ``warp`` (index), ``pixels`` (``(ys, xs)``), ``excess`` (summed nJy over the reference),
+        ``peak_sigma``, ``x``, ``y`` (centroid pixel).
     """
-    out: list[dict[str, object]] = []
+    out: list[Feature] = []
     r = int(np.ceil(protect_radius))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = (xx * xx + yy * yy) <= protect_radius**2
@@ -485,23 +517,20 @@ def single_epoch_features(
             if ys.size < min_pixels:
                 continue
             ys, xs = ys + sl[0].start, xs + sl[1].start
+            excess = float(np.sum(images[i][ys, xs] - ref[ys, xs]))
             out.append(
-                {
-                    "warp": i,
-                    "pixels": (ys, xs),
-                    "excess": float(np.sum(images[i][ys, xs] - ref[ys, xs])),
-                    "peak_sigma": float(np.max(z[ys, xs])),
-                    "x": float(xs.mean()),
-                    "y": float(ys.mean()),
-                }
+                Feature(i, ys, xs, excess, float(np.max(z[ys, xs])), float(xs.mean()), float(ys.mean()))
             )
     return out
 
 
 def feature_residues(
-    features: Sequence[Mapping[str, object]], images: np.ndarray, weights: np.ndarray, coadd: np.ndarray,
+    features: Sequence[Feature],
+    images: np.ndarray,
+    weights: np.ndarray,
+    coadd: np.ndarray,
     variances: np.ndarray,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Residue of each feature in the coadd: 1 when kept as by a plain weighted mean, 0 when rejected.
 
     Parameters
@@ -517,10 +546,10 @@ def feature_residues(
     ok = np.isfinite(images) & np.isfinite(variances)
     out = np.full(len(features), np.nan)
     for k, f in enumerate(features):
-        i = int(f["warp"])  # type: ignore[call-overload]
-        ys, xs = f["pixels"]  # type: ignore[misc]
-        ref, _, _ = leave_one_out_reference(images[:, ys, xs][:, None, :], variances[:, ys, xs][:, None, :],
-                                            weights, i)  # fmt: skip
+        i, ys, xs = f.warp, f.ys, f.xs
+        ref, _, _ = leave_one_out_reference(
+            images[:, ys, xs][:, None, :], variances[:, ys, xs][:, None, :], weights, i
+        )
         ref = ref[0]
         w_all = np.where(ok[:, ys, xs], weights[:, None], 0.0).sum(axis=0)
         expected = float(np.sum(weights[i] / w_all * (images[i, ys, xs] - ref)))
@@ -530,10 +559,15 @@ def feature_residues(
 
 
 def included_in_coadd(
-    images: np.ndarray, variances: np.ndarray, weights: np.ndarray, coadd: np.ndarray, index: int,
+    images: np.ndarray,
+    variances: np.ndarray,
+    weights: np.ndarray,
+    coadd: np.ndarray,
+    index: int,
     pixels: tuple[np.ndarray, np.ndarray],
-) -> np.ndarray:  # fmt: skip
-    """Whether warp ``index`` contributes to the coadd at ``pixels`` (``(ys, xs)``); rule in the module docstring.
+) -> np.ndarray:
+    """Whether warp ``index`` contributes to the coadd at ``pixels`` (``(ys, xs)``); rule in the module
+    docstring.
 
     Returns
     -------

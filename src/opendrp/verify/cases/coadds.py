@@ -73,8 +73,9 @@ def stack_warps(warps: list[Any], shape: tuple[int, int]) -> tuple[np.ndarray, n
 
 
 def _weights(images: np.ndarray, variances: np.ndarray) -> np.ndarray:
-    return np.array([im.inverse_variance_weight(np.nan_to_num(v, nan=np.inf), np.isfinite(v))
-                     for v in variances])  # fmt: skip
+    return np.array(
+        [im.inverse_variance_weight(np.nan_to_num(v, nan=np.inf), np.isfinite(v)) for v in variances]
+    )
 
 
 def _bright_objects(ctx: VerifyContext, ref: Any) -> Any:
@@ -92,10 +93,19 @@ def _bright_objects(ctx: VerifyContext, ref: Any) -> Any:
 def _star_moments(coadd: Any, objs: Any, band: str, psf_sigma: float) -> dict[str, np.ndarray]:
     """Moments of bright isolated point sources and of the coadd PSF at their positions."""
     x, y, snr = np.asarray(objs["x"], float), np.asarray(objs["y"], float), np.asarray(objs["snr"], float)
-    ext = np.asarray(objs["refExtendedness"] if "refExtendedness" in objs.colnames else objs[f"{band}_extendedness"])
-    sat = np.asarray(objs[f"{band}_pixelFlags_saturated"], bool) if f"{band}_pixelFlags_saturated" in objs.colnames \
-        else np.zeros(len(objs), bool)  # fmt: skip
-    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.eye(len(x)) * 1e9 if len(x) else np.zeros((0, 0))
+    ext = np.asarray(
+        objs["refExtendedness"] if "refExtendedness" in objs.colnames else objs[f"{band}_extendedness"]
+    )
+    sat = (
+        np.asarray(objs[f"{band}_pixelFlags_saturated"], bool)
+        if f"{band}_pixelFlags_saturated" in objs.colnames
+        else np.zeros(len(objs), bool)
+    )
+    d = (
+        np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.eye(len(x)) * 1e9
+        if len(x)
+        else np.zeros((0, 0))
+    )
     isolated = d.min(axis=1) > 2 * STAMP_HALF if len(x) > 1 else np.ones(len(x), bool)
     ny, nx = coadd.shape
     inside = (x > STAMP_HALF) & (x < nx - STAMP_HALF - 1) & (y > STAMP_HALF) & (y < ny - STAMP_HALF - 1)
@@ -127,7 +137,9 @@ def measure_coadd(ctx: VerifyContext, ref: Any) -> dict[str, Any]:
     cx, cy = (coadd.shape[1] - 1) / 2.0, (coadd.shape[0] - 1) / 2.0
     ixx, iyy, _ = coadd.psf.moments(cx, cy)
     psf_sigma = float(np.sqrt(0.5 * (ixx + iyy)))
-    warp_refs = ctx.refs("deepCoadd_directWarp", tract=ref.dataId["tract"], patch=ref.dataId["patch"], band=band)
+    warp_refs = ctx.refs(
+        "deepCoadd_directWarp", tract=ref.dataId["tract"], patch=ref.dataId["patch"], band=band
+    )
     warps = [ctx.get(w) for w in warp_refs]
     images, variances, masks = stack_warps(warps, coadd.shape)
     weights = _weights(images, variances)
@@ -136,7 +148,9 @@ def measure_coadd(ctx: VerifyContext, ref: Any) -> dict[str, Any]:
     row["cutouts"] = _cutouts(feats, row["residues"], images, variances, weights, coadd.image, warp_refs)
     included = []
     for i, m in enumerate(masks):
-        pix = np.nonzero(((m & mask_bit("CR")) != 0) & ((m & mask_bit("INTRP")) != 0) & np.isfinite(images[i]))
+        pix = np.nonzero(
+            ((m & mask_bit("CR")) != 0) & ((m & mask_bit("INTRP")) != 0) & np.isfinite(images[i])
+        )
         if pix[0].size:
             included.append(im.included_in_coadd(images, variances, weights, coadd.image, i, pix))
     row["included"] = np.concatenate(included) if included else np.zeros(0)
@@ -144,23 +158,43 @@ def measure_coadd(ctx: VerifyContext, ref: Any) -> dict[str, Any]:
     scale = _pixel_scale_arcsec(coadd.wcs)
     row["pixel_scale"] = scale
     exclude = im.source_mask(coadd.image, coadd.variance, psf_sigma=psf_sigma) | ~covered
-    centres = np.zeros((0, 2)) if objs is None else np.column_stack(
-        [np.asarray(objs["x"], float), np.asarray(objs["y"], float)])[np.asarray(objs["snr"]) >= BRIGHT_SNR]  # fmt: skip
-    row["annulus"] = im.annulus_residuals(coadd.image, coadd.variance, centres, r_in=ANNULUS_ARCSEC[0] / scale,
-                                          r_out=ANNULUS_ARCSEC[1] / scale, exclude=exclude)  # fmt: skip
+    centres = (
+        np.zeros((0, 2))
+        if objs is None
+        else np.column_stack([np.asarray(objs["x"], float), np.asarray(objs["y"], float)])[
+            np.asarray(objs["snr"]) >= BRIGHT_SNR
+        ]
+    )
+    row["annulus"] = im.annulus_residuals(
+        coadd.image,
+        coadd.variance,
+        centres,
+        r_in=ANNULUS_ARCSEC[0] / scale,
+        r_out=ANNULUS_ARCSEC[1] / scale,
+        exclude=exclude,
+    )
     row["moments"] = None if objs is None else _star_moments(coadd, objs, band, psf_sigma)
     return row
 
 
-def _cutouts(feats: list[dict[str, Any]], residues: np.ndarray, images: np.ndarray, variances: np.ndarray,
-             weights: np.ndarray, coadd: np.ndarray, warp_refs: list[Any]) -> list[Any]:  # fmt: skip
+def _cutouts(
+    feats: list[im.Feature],
+    residues: np.ndarray,
+    images: np.ndarray,
+    variances: np.ndarray,
+    weights: np.ndarray,
+    coadd: np.ndarray,
+    warp_refs: list[Any],
+) -> list[Any]:
     """(warp, others' mean, coadd, caption) around the two most significant features."""
     out = []
-    for k in np.argsort([-f["peak_sigma"] for f in feats])[:2]:
+    for k in np.argsort([-f.peak_sigma for f in feats])[:2]:
         f = feats[k]
-        i, x, y = int(f["warp"]), int(round(f["x"])), int(round(f["y"]))
+        i, x, y = f.warp, int(round(f.x)), int(round(f.y))
         sl = (slice(max(y - 20, 0), y + 21), slice(max(x - 20, 0), x + 21))
-        ref, _, _ = im.leave_one_out_reference(images[:, sl[0], sl[1]], variances[:, sl[0], sl[1]], weights, i)
+        ref, _, _ = im.leave_one_out_reference(
+            images[:, sl[0], sl[1]], variances[:, sl[0], sl[1]], weights, i
+        )
         cap = f"visit {warp_refs[i].dataId['visit']} ({x},{y})\nresidue {residues[k]:.2f}"
         out.append((images[i][sl], ref, coadd[sl], cap))
     return out
@@ -170,8 +204,14 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     """DRP-00-35 on the coadds of the collection."""
     result = CaseResult(CASE, th.title(CASE), th.section(CASE))
     refs = ctx.refs("deepCoadd")
-    keys = ("coadd_artifacts_rejected", "coadd_clipped_fraction", "coadd_background_residual",
-            "coadd_interpolated_included", "coadd_psf_size_residual", "coadd_psf_e_residual")  # fmt: skip
+    keys = (
+        "coadd_artifacts_rejected",
+        "coadd_clipped_fraction",
+        "coadd_background_residual",
+        "coadd_interpolated_included",
+        "coadd_psf_size_residual",
+        "coadd_psf_e_residual",
+    )
     if not refs:
         result.checks.extend(th.evaluate(k, None, missing="no deepCoadd in the collection") for k in keys)
         return result
@@ -193,8 +233,12 @@ def _plots(ctx: VerifyContext, by_band: dict[str, list[dict[str, Any]]]) -> dict
     out: dict[str, str | None] = {}
     path, out["annulus"] = ctx.figure("drp0035_annulus_profiles.png")
     scale = float(np.median([r["pixel_scale"] for rows in by_band.values() for r in rows]))
-    plot_annulus_profiles({b: [r["annulus"] for r in rows if r["annulus"].n_pixels] for b, rows in by_band.items()},
-                          path, pixel_scale=scale, title="coadd: residual sky around bright sources")  # fmt: skip
+    plot_annulus_profiles(
+        {b: [r["annulus"] for r in rows if r["annulus"].n_pixels] for b, rows in by_band.items()},
+        path,
+        pixel_scale=scale,
+        title="coadd: residual sky around bright sources",
+    )
     for band, rows in by_band.items():
         cut = [c for r in rows for c in r["cutouts"]][:4]
         path, out[f"cutouts:{band}"] = ctx.figure(f"drp0035_features_{band}.png")
@@ -202,37 +246,65 @@ def _plots(ctx: VerifyContext, by_band: dict[str, list[dict[str, Any]]]) -> dict
     return out
 
 
-def _band_checks(th: Thresholds, band: str, rows: list[dict[str, Any]], note: str, plots: dict[str, Any]) -> list[Any]:
+def _band_checks(
+    th: Thresholds, band: str, rows: list[dict[str, Any]], note: str, plots: dict[str, Any]
+) -> list[Any]:
     scope = {"band": band}
     res = np.concatenate([r["residues"] for r in rows])
     res = res[np.isfinite(res)]
     shows = int(np.count_nonzero(res > RESIDUE_SHOWS))
-    checks = [th.evaluate(
-        "coadd_artifacts_rejected", shows / res.size if res.size else None, scope=scope, n=int(res.size),
-        plot=plots.get(f"cutouts:{band}"), missing=f"no single-epoch feature found in the warps; {note}",
-        reason=f"{shows} of {res.size} single-epoch features show in the coadd (residue > {RESIDUE_SHOWS}); "
-        f"median residue {np.median(res) if res.size else float('nan'):.2f}; {note}",
-    )]  # fmt: skip
+    checks = [
+        th.evaluate(
+            "coadd_artifacts_rejected",
+            shows / res.size if res.size else None,
+            scope=scope,
+            n=int(res.size),
+            plot=plots.get(f"cutouts:{band}"),
+            missing=f"no single-epoch feature found in the warps; {note}",
+            reason=f"{shows} of {res.size} single-epoch features show in the coadd "
+            f"(residue > {RESIDUE_SHOWS}); "
+            f"median residue {np.median(res) if res.size else float('nan'):.2f}; {note}",
+        )
+    ]
     n_clip, n_cov = sum(r["clipped"][0] for r in rows), sum(r["clipped"][1] for r in rows)
-    checks.append(th.evaluate("coadd_clipped_fraction", n_clip / n_cov if n_cov else None, scope=scope, n=n_cov,
-                              reason=f"{n_clip} of {n_cov} covered pixels CLIPPED; {note}"))  # fmt: skip
+    checks.append(
+        th.evaluate(
+            "coadd_clipped_fraction",
+            n_clip / n_cov if n_cov else None,
+            scope=scope,
+            n=n_cov,
+            reason=f"{n_clip} of {n_cov} covered pixels CLIPPED; {note}",
+        )
+    )
     ann = [r["annulus"] for r in rows if r["annulus"].n_pixels]
     n_pix = sum(a.n_pixels for a in ann)
     mean = sum(a.mean * a.n_pixels for a in ann) / n_pix if n_pix else None
-    checks.append(th.evaluate(
-        "coadd_background_residual", mean, scope=scope, n=n_pix, plot=plots.get("annulus"),
-        missing="no bright object (S/N >= 100) with usable annulus pixels",
-        reason=f"{sum(a.n_sources for a in ann)} bright objects, {n_pix} annulus pixels; median "
-        f"{np.median([a.median for a in ann]) if ann else float('nan'):.3f} sigma; fraction below -3 sigma "
-        f"{sum(a.low_tail * a.n_pixels for a in ann) / max(n_pix, 1):.2g}; {note}",
-    ))  # fmt: skip
+    checks.append(
+        th.evaluate(
+            "coadd_background_residual",
+            mean,
+            scope=scope,
+            n=n_pix,
+            plot=plots.get("annulus"),
+            missing="no bright object (S/N >= 100) with usable annulus pixels",
+            reason=f"{sum(a.n_sources for a in ann)} bright objects, {n_pix} annulus pixels; median "
+            f"{np.median([a.median for a in ann]) if ann else float('nan'):.3f} sigma; "
+            f"fraction below -3 sigma "
+            f"{sum(a.low_tail * a.n_pixels for a in ann) / max(n_pix, 1):.2g}; {note}",
+        )
+    )
     inc = np.concatenate([r["included"] for r in rows])
     inc = inc[np.isfinite(inc)]
-    checks.append(th.evaluate(
-        "coadd_interpolated_included", float(inc.mean()) if inc.size else None, scope=scope, n=int(inc.size),
-        missing="no interpolated cosmic-ray pixel (CR and INTRP) in the warps",
-        reason=f"{int(inc.sum())} of {inc.size} interpolated cosmic-ray warp pixels contribute; {note}",
-    ))  # fmt: skip
+    checks.append(
+        th.evaluate(
+            "coadd_interpolated_included",
+            float(inc.mean()) if inc.size else None,
+            scope=scope,
+            n=int(inc.size),
+            missing="no interpolated cosmic-ray pixel (CR and INTRP) in the warps",
+            reason=f"{int(inc.sum())} of {inc.size} interpolated cosmic-ray warp pixels contribute; {note}",
+        )
+    )
     checks.extend(_psf_checks(th, scope, rows, note))
     return checks
 
@@ -241,8 +313,10 @@ def _psf_checks(th: Thresholds, scope: dict[str, Any], rows: list[dict[str, Any]
     mom = [r["moments"] for r in rows if r["moments"] is not None and len(r["moments"]["snr"])]
     if not mom:
         why = "no bright isolated point source (refExtendedness 0, S/N >= 100, unsaturated)"
-        return [th.evaluate("coadd_psf_size_residual", None, scope=scope, missing=why),
-                th.evaluate("coadd_psf_e_residual", None, scope=scope, missing=why)]  # fmt: skip
+        return [
+            th.evaluate("coadd_psf_size_residual", None, scope=scope, missing=why),
+            th.evaluate("coadd_psf_e_residual", None, scope=scope, missing=why),
+        ]
     star = np.concatenate([m["star"] for m in mom])
     psf = np.concatenate([m["psf"] for m in mom])
     snr = np.concatenate([m["snr"] for m in mom])
@@ -252,9 +326,19 @@ def _psf_checks(th: Thresholds, scope: dict[str, Any], rows: list[dict[str, Any]
     debiased = [float(np.sqrt(max(v * v - noise2, 0.0))) for v in rms]
     size = r["size"]
     return [
-        th.evaluate("coadd_psf_size_residual", float(np.median(size)), scope=scope, n=len(size),
-                    reason=f"{len(size)} stars; mean {np.mean(size):.4f}, rms {np.std(size):.4f}; {note}"),
-        th.evaluate("coadd_psf_e_residual", max(debiased), scope=scope, n=len(size),
-                    reason=f"rms e1 {rms[0]:.4f}, e2 {rms[1]:.4f} before removing the shape noise "
-                    f"{np.sqrt(noise2):.4f} (2/SNR); {len(size)} stars; {note}"),
-    ]  # fmt: skip
+        th.evaluate(
+            "coadd_psf_size_residual",
+            float(np.median(size)),
+            scope=scope,
+            n=len(size),
+            reason=f"{len(size)} stars; mean {np.mean(size):.4f}, rms {np.std(size):.4f}; {note}",
+        ),
+        th.evaluate(
+            "coadd_psf_e_residual",
+            max(debiased),
+            scope=scope,
+            n=len(size),
+            reason=f"rms e1 {rms[0]:.4f}, e2 {rms[1]:.4f} before removing the shape noise "
+            f"{np.sqrt(noise2):.4f} (2/SNR); {len(size)} stars; {note}",
+        ),
+    ]

@@ -4,9 +4,9 @@
 
 * ``visit_mask_fraction[plane=P]``: fraction of a CCD's pixels with plane P (BAD, SAT, CR, INTRP, EDGE), the
   worst CCD per plane (every calexp, mask component only).
-* ``saturated_masked``: fraction of the pixels whose raw value reaches the amplifier's saturation level (camera)
-  that are masked SAT in the calexp, bleed columns included (the raw of each sampled calexp, found from its
-  provenance).
+* ``saturated_masked``: fraction of the pixels whose raw value reaches the amplifier's saturation level
+  (camera) that are masked SAT in the calexp, bleed columns included (the raw of each sampled calexp, found
+  from its provenance).
 * ``unmasked_cr_pixels``: unmasked (no BAD, SAT, CR, INTRP, SUSPECT, EDGE, STREAK, NO_DATA) pixels above 5
   sigma that are sharper than the calexp's own PSF model allows (`opendrp.verify.images.find_sharp_pixels`),
   per pixel of the sampled CCDs.
@@ -170,8 +170,11 @@ def _truth_masks(ctx: VerifyContext, ref: Any, exp: Any) -> dict[str, tuple[int,
 
 def measure_ccd(ctx: VerifyContext, ref: Any, src: Any, *, pixels: bool) -> dict[str, Any]:
     """Every measurement of one calexp (``pixels``: the pixel-level ones too, else masks and calibrations)."""
-    row: dict[str, Any] = {"detector": int(ref.dataId["detector"]), "visit": int(ref.dataId["visit"]),
-                           "band": str(ref.dataId["band"])}  # fmt: skip
+    row: dict[str, Any] = {
+        "detector": int(ref.dataId["detector"]),
+        "visit": int(ref.dataId["visit"]),
+        "band": str(ref.dataId["band"]),
+    }
     if not pixels:
         mask = ctx.component(ref, "mask")
         row["fractions"] = im.mask_plane_fractions(mask, FRACTION_PLANES)
@@ -183,13 +186,7 @@ def measure_ccd(ctx: VerifyContext, ref: Any, src: Any, *, pixels: bool) -> dict
     row["fractions"] = im.mask_plane_fractions(exp.mask, FRACTION_PLANES)
     row["flat_ok"], row["det_ok"] = calib_consistency(ctx, ref, md)
     sat = _raw_saturation(ctx, ref, md, exp.shape)
-    row["sat"] = (
-        (0, 0)
-        if sat is None
-        else (lambda f, n: (round(f * n), n))(*im.fraction_masked(sat, exp.mask, ["SAT"]))
-    )
-    if sat is None:
-        row["sat"] = None
+    row["sat"] = None if sat is None else im.fraction_masked(sat, exp.mask, ["SAT"])
     masked = (exp.mask & mask_bit(*MASKED_PLANES)) != 0
     limits = im.psf_contrast_limits(_psf_kernels(exp.psf, exp.shape))
     sharp = im.find_sharp_pixels(exp.image, exp.variance, limits, exclude=masked)
@@ -197,9 +194,13 @@ def measure_ccd(ctx: VerifyContext, ref: Any, src: Any, *, pixels: bool) -> dict
     scale = _pixel_scale_arcsec(exp.wcs)
     sources = im.source_mask(exp.image, exp.variance, psf_sigma=_psf_sigma(exp.psf, exp.shape))
     row["annulus"] = im.annulus_residuals(
-        exp.image, exp.variance, _bright_centres(src, row["visit"], row["detector"]),
-        r_in=ANNULUS_ARCSEC[0] / scale, r_out=ANNULUS_ARCSEC[1] / scale, exclude=sources | masked,
-    )  # fmt: skip
+        exp.image,
+        exp.variance,
+        _bright_centres(src, row["visit"], row["detector"]),
+        r_in=ANNULUS_ARCSEC[0] / scale,
+        r_out=ANNULUS_ARCSEC[1] / scale,
+        exclude=sources | masked,
+    )
     row["pixel_scale"] = scale
     if ctx.truth_dir is not None:
         row["truth"] = _truth_masks(ctx, ref, exp)
@@ -211,8 +212,14 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     result = CaseResult(CASE, th.title(CASE), th.section(CASE))
     refs = ctx.refs("calexp")
     if not refs:
-        for key in ("visit_mask_fraction", "saturated_masked", "unmasked_cr_pixels", "visit_background_residual",
-                    "visit_flat_filter", "visit_calib_detector"):  # fmt: skip
+        for key in (
+            "visit_mask_fraction",
+            "saturated_masked",
+            "unmasked_cr_pixels",
+            "visit_background_residual",
+            "visit_flat_filter",
+            "visit_calib_detector",
+        ):
             result.checks.append(th.evaluate(key, None, missing="no calexp in the collection"))
         return result
     sample = {id(r) for r in sample_refs(refs, MAX_CCDS)}
@@ -255,13 +262,25 @@ def _mask_checks(ctx: VerifyContext, th: Thresholds, rows: list[dict[str, Any]])
         vals = np.array([r["fractions"][plane] for r in rows])
         worst = int(np.nanargmax(vals))
         w = rows[worst]
-        plot = _focal_plane(ctx, f"drp0030_mask_{plane}.png", _per_detector(rows, lambda r, p=plane: r["fractions"][p]),
-                            title=f"{plane} masked fraction (mean over visits)", label="fraction")  # fmt: skip
-        checks.append(th.evaluate(
-            "visit_mask_fraction", float(vals[worst]), scope={"plane": plane}, n=len(rows), plot=plot,
-            reason=f"worst CCD visit {w['visit']} detector {w['detector']}; median {np.median(vals):.3g}, "
-            f"mean {np.mean(vals):.3g} over {len(rows)} calexps",
-        ))  # fmt: skip
+        plot = _focal_plane(
+            ctx,
+            f"drp0030_mask_{plane}.png",
+            _per_detector(rows, lambda r, p=plane: r["fractions"][p]),
+            title=f"{plane} masked fraction (mean over visits)",
+            label="fraction",
+        )
+        checks.append(
+            th.evaluate(
+                "visit_mask_fraction",
+                float(vals[worst]),
+                scope={"plane": plane},
+                n=len(rows),
+                plot=plot,
+                reason=f"worst CCD visit {w['visit']} detector {w['detector']}; "
+                f"median {np.median(vals):.3g}, "
+                f"mean {np.mean(vals):.3g} over {len(rows)} calexps",
+            )
+        )
     return checks
 
 
@@ -273,13 +292,25 @@ def _artifact_checks(ctx: VerifyContext, th: Thresholds, pix: list[dict[str, Any
     missing = (
         "no pixel at the saturation level in the raws of the sampled calexps" if pix else "no calexp read"
     )
-    checks = [th.evaluate("saturated_masked", value, n=n_sat, missing=missing,
-                          reason=f"{n_sat} raw pixels at the amplifiers' saturation level; {note}")]  # fmt: skip
+    checks = [
+        th.evaluate(
+            "saturated_masked",
+            value,
+            n=n_sat,
+            missing=missing,
+            reason=f"{n_sat} raw pixels at the amplifiers' saturation level; {note}",
+        )
+    ]
     n_sharp = sum(r["n_sharp"] for r in pix)
     n_pixels = sum(r["n_pixels"] for r in pix)
     worst = max(pix, key=lambda r: r["n_sharp"]) if pix else None
-    plot = _focal_plane(ctx, "drp0030_cr_like.png", _per_detector(pix, lambda r: r["n_sharp"] / r["n_pixels"]),
-                        title="unmasked cosmic-ray-like pixels (per pixel)", label="fraction")  # fmt: skip
+    plot = _focal_plane(
+        ctx,
+        "drp0030_cr_like.png",
+        _per_detector(pix, lambda r: r["n_sharp"] / r["n_pixels"]),
+        title="unmasked cosmic-ray-like pixels (per pixel)",
+        label="fraction",
+    )
     reason = (
         f"{n_sharp} unmasked > 5 sigma pixels sharper than the PSF in {n_pixels} pixels"
         + (
@@ -289,8 +320,16 @@ def _artifact_checks(ctx: VerifyContext, th: Thresholds, pix: list[dict[str, Any
         )
         + f"; {note}"
     )
-    checks.append(th.evaluate("unmasked_cr_pixels", n_sharp / n_pixels if n_pixels else None, n=n_pixels,
-                              reason=reason, plot=plot, missing="no calexp read"))  # fmt: skip
+    checks.append(
+        th.evaluate(
+            "unmasked_cr_pixels",
+            n_sharp / n_pixels if n_pixels else None,
+            n=n_pixels,
+            reason=reason,
+            plot=plot,
+            missing="no calexp read",
+        )
+    )
     return checks
 
 
@@ -307,46 +346,73 @@ def _background_checks(ctx: VerifyContext, th: Thresholds, pix: list[dict[str, A
         plot_annulus_profiles(
             by_band, path, pixel_scale=scale, title="calexp: residual sky around bright sources"
         )
-    fp = _focal_plane(ctx, "drp0030_background_residual.png", _per_detector(pix, lambda r: r["annulus"].mean),
-                      title="mean residual sky in 5-30 arcsec annuli (sigma)", label="sigma per pixel")  # fmt: skip
+    fp = _focal_plane(
+        ctx,
+        "drp0030_background_residual.png",
+        _per_detector(pix, lambda r: r["annulus"].mean),
+        title="mean residual sky in 5-30 arcsec annuli (sigma)",
+        label="sigma per pixel",
+    )
     for band in sorted(by_band) or [""]:
         res = by_band.get(band, [])
         n = sum(a.n_pixels for a in res)
         mean = sum(a.mean * a.n_pixels for a in res) / n if n else None
         median = float(np.median([a.median for a in res])) if res else float("nan")
         tail = sum(a.low_tail * a.n_pixels for a in res) / n if n else float("nan")
-        checks.append(th.evaluate(
-            "visit_background_residual", mean, scope={"band": band} if band else None, n=n, plot=plot or fp,
-            missing="no bright source (psfFlux S/N >= 100) with usable annulus pixels",
-            reason=f"{sum(a.n_sources for a in res)} bright sources on {len(res)} CCDs, {n} annulus pixels; "
-            f"median of CCD medians {median:.3f} sigma; fraction below -3 sigma {tail:.2g} (Gaussian 0.0013); {note}",
-        ))  # fmt: skip
+        checks.append(
+            th.evaluate(
+                "visit_background_residual",
+                mean,
+                scope={"band": band} if band else None,
+                n=n,
+                plot=plot or fp,
+                missing="no bright source (psfFlux S/N >= 100) with usable annulus pixels",
+                reason=f"{sum(a.n_sources for a in res)} bright sources on {len(res)} CCDs, "
+                f"{n} annulus pixels; "
+                f"median of CCD medians {median:.3f} sigma; fraction below -3 sigma "
+                f"{tail:.2g} (Gaussian 0.0013); {note}",
+            )
+        )
     return checks
 
 
 def _calib_checks(th: Thresholds, rows: list[dict[str, Any]]) -> list[Any]:
     checks = []
-    for key, field, what in (("visit_flat_filter", "flat_ok", "flat FILTER01"),
-                             ("visit_calib_detector", "det_ok", "calibration DET-ID")):  # fmt: skip
+    for key, field, what in (
+        ("visit_flat_filter", "flat_ok", "flat FILTER01"),
+        ("visit_calib_detector", "det_ok", "calibration DET-ID"),
+    ):
         known = [r for r in rows if r[field] is not None]
         bad = [r for r in known if not r[field]]
         first = "" if not bad else f"; e.g. visit {bad[0]['visit']} detector {bad[0]['detector']}"
-        checks.append(th.evaluate(
-            key, (len(known) - len(bad)) / len(known) if known else None, n=len(known),
-            missing=f"no calexp records a calibration with {what} in its provenance",
-            reason=f"{len(bad)} of {len(known)} calexps with a mismatching {what}{first}",
-        ))  # fmt: skip
+        checks.append(
+            th.evaluate(
+                key,
+                (len(known) - len(bad)) / len(known) if known else None,
+                n=len(known),
+                missing=f"no calexp records a calibration with {what} in its provenance",
+                reason=f"{len(bad)} of {len(known)} calexps with a mismatching {what}{first}",
+            )
+        )
     return checks
 
 
 def _truth_checks(th: Thresholds, pix: list[dict[str, Any]], note: str) -> list[Any]:
     checks = []
-    for key, part, what in (("truth_cr_masked", "cr", "true cosmic-ray pixels above 5 sigma"),
-                            ("truth_bleed_masked", "bleed", "true full-well bleed pixels")):  # fmt: skip
+    for key, part, what in (
+        ("truth_cr_masked", "cr", "true cosmic-ray pixels above 5 sigma"),
+        ("truth_bleed_masked", "bleed", "true full-well bleed pixels"),
+    ):
         pairs = [r["truth"][part] for r in pix if part in r.get("truth", {})]
         total = sum(n for _, n in pairs)
         hit = sum(h for h, _ in pairs)
-        checks.append(th.evaluate(key, hit / total if total else None, n=total,
-                                  missing=f"no {what} in the truth of the sampled calexps",
-                                  reason=f"{hit} of {total} {what} masked; {note}"))  # fmt: skip
+        checks.append(
+            th.evaluate(
+                key,
+                hit / total if total else None,
+                n=total,
+                missing=f"no {what} in the truth of the sampled calexps",
+                reason=f"{hit} of {total} {what} masked; {note}",
+            )
+        )
     return checks
