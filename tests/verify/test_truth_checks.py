@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.table import Table
 from tests.qa.qa_synth import (
@@ -217,3 +218,38 @@ def test_single_visit_truth_checks_per_band(tmp_path: Path) -> None:
     assert ctx.metrics["truth_src_repeatability"]["g"]["value"] == pytest.approx(
         1.0857 * 6.0 * np.sqrt(np.log(2.0)), rel=0.05
     )  # the median of 3-visit sample rms: sigma sqrt(ln 2)
+
+
+def test_blind_insertions_are_scored_and_explain_unmatched_objects(tmp_path: Path) -> None:
+    prim, tru, _ = _depth_survey()
+    # the last 40 objects match no truth: 25 of them are blind insertions (sealed away from the truth)
+    blind = pd.DataFrame(
+        {
+            "ra": np.asarray(prim["coord_ra"])[-40:-15],
+            "dec": np.asarray(prim["coord_dec"])[-40:-15],
+            "kind": ["constant"] * 25,
+            "g_flux": np.full(25, 2000.0),
+        }
+    )
+    (tmp_path / "sealed").mkdir()
+    blind.to_parquet(tmp_path / "sealed" / "blind.parquet")
+    ctx = _ctx(tmp_path, tru)
+    i_obj, _, _ = match_catalogs(
+        prim["coord_ra"], prim["coord_dec"], tru["ra"], tru["dec"], radius_arcsec=0.5
+    )
+    unmatched = np.ones(len(prim), bool)
+    unmatched[i_obj] = False
+    fp = PolygonFootprint.from_polygons(
+        [
+            (
+                np.array([RA0 - 0.2, RA0 + 0.2, RA0 + 0.2, RA0 - 0.2]),
+                np.array([DEC0 - 0.2, DEC0 - 0.2, DEC0 + 0.2, DEC0 + 0.2]),
+            )
+        ]
+    )
+    explained = truth._blind_scores(ctx, prim, unmatched, ["g"], 0.5, fp)
+    assert explained.sum() == 25 and explained[-40:-15].all()
+    assert ctx.metrics["blind_n_inserted"]["all"]["value"] == 25
+    assert ctx.metrics["blind_n_recovered"]["all"]["value"] == 25
+    assert ctx.metrics["blind_n_unexplained_objects"]["all"]["value"] == unmatched.sum() - 25
+    assert ctx.metrics["blind_recovered_fraction"]["constant"]["value"] == 1.0

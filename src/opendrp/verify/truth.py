@@ -220,6 +220,7 @@ def object_truth_checks(
     obj_matched = np.zeros(len(prim), bool)
     obj_matched[i_obj] = True
     footprint = surveyed_footprint(ctx)
+    _summary_metrics(ctx, prim, tru, i_obj, i_tru, footprint)
     obj_matched |= _blind_scores(ctx, prim, ~obj_matched, bands, radius_arcsec, footprint)
     checks += _completeness_checks(ctx, th, prim, tru, bands, i_tru, snr, footprint)
     value, n = purity(best >= SNR_DETECT, obj_matched)
@@ -234,6 +235,38 @@ def object_truth_checks(
     )
     checks.append(_star_galaxy_check(ctx, th, prim, snr, best, i_obj, t_star[i_tru]))
     return checks
+
+
+def _summary_metrics(
+    ctx: VerifyContext,
+    prim: Table,
+    tru: Table,
+    i_obj: NDArray[np.intp],
+    i_tru: NDArray[np.intp],
+    footprint: PolygonFootprint,
+) -> None:
+    """The match summary of `opendrp qa` (counts, matched fractions, footprint area in deg^2)."""
+    in_fp = footprint.contains(_f(tru, "ra"), _f(tru, "dec"))
+    matched = np.zeros(len(tru), bool)
+    matched[i_tru] = True
+    n_fp = int(in_fp.sum())
+    values = {
+        "truth_n_primary": (len(prim), "count"),
+        "truth_n_truth": (len(tru), "count"),
+        "truth_n_truth_in_footprint": (n_fp, "count"),
+        "truth_n_matched": (int(i_obj.size), "count"),
+        "truth_matched_fraction_of_primary": (
+            i_obj.size / len(prim) if len(prim) else float("nan"),
+            "fraction",
+        ),
+        "truth_matched_fraction_of_truth": (
+            float(matched[in_fp].mean()) if n_fp else float("nan"),
+            "fraction",
+        ),
+        "truth_footprint_area": (footprint.area_deg2, "deg2"),
+    }
+    for name, (value, unit) in values.items():
+        ctx.add_metric(name, "all", float(value), unit)
 
 
 def _coadd_flux_checks(

@@ -102,7 +102,7 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     for band in bands:
         m = _ref_match(prim, refcat, band, ref_index, crowded)
         bright[band] = m.selected
-        result.checks += reference_checks(ctx, th, "obj", band, tracts, m, refcat)
+        result.checks += reference_checks(ctx, th, "obj", band, tracts, m, refcat, figures=result.figures)
         cols = {a: f"{band}_{a}" for a in ("kronFlux", "gaussianFlux", "calibFlux", "psfFlux")}
         result.checks += apcorr_checks(ctx, th, "obj", band, prim, m.selected, columns=cols)
         result.checks += _psf_checks(ctx, th, band, prim, _bad(prim, band), crowded)

@@ -146,7 +146,16 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
         sub = src[rows]
         m = _ref_match(sub, refcat, band, ref_index[rows], crowded[rows], bad[rows])
         result.checks += reference_checks(
-            ctx, th, "src", band, tracts[rows], m, refcat, focal=_focal(ctx, sub)
+            ctx,
+            th,
+            "src",
+            band,
+            tracts[rows],
+            m,
+            refcat,
+            focal=_focal(ctx, sub),
+            outlines=ccd_outlines(ctx, np.unique(np.asarray(sub["detector"]))),
+            figures=result.figures,
         )
         bright = bright_star_mask(
             sub["psfFlux"],
@@ -283,16 +292,25 @@ def reference_checks(
     refcat: Table,
     *,
     focal: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+    outlines: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = None,
+    figures: list[str] | None = None,
 ) -> list[Check]:
     """Photometry and astrometry against the reference catalog per tract of one band (``prefix``: ``src`` or
-    ``obj``: the check keys ``{prefix}_ref_phot_offset`` ...), with their metrics and figures."""
+    ``obj``: the check keys ``{prefix}_ref_phot_offset`` ...), with their metrics and figures.
+
+    ``focal``: the focal-plane positions (mm) of the rows, for a focal-plane residual map with the CCD
+    ``outlines``; the maps (not tied to one check) are appended to ``figures``.
+    """
     ref_flux = _ref_col(refcat, f"{band}_flux", m.ref_index)
     ref_err = _ref_col(refcat, f"{band}_fluxErr", m.ref_index)
     frac, frac_err = flux_residuals(m.flux, m.flux_err, ref_flux, np.nan_to_num(ref_err))
     dra, ddec = sky_offsets_mas(
         m.ra, m.dec, _ref_col(refcat, "coord_ra", m.ref_index), _ref_col(refcat, "coord_dec", m.ref_index)
     )
-    plot_phot, plot_ast = _reference_plots(ctx, prefix, band, m, ref_flux, frac, dra, ddec, focal, th)
+    plot_phot, plot_ast = _reference_plots(ctx, prefix, band, m, ref_flux, frac, dra, ddec, th)
+    maps = _residual_maps(ctx, prefix, band, m, frac, focal, outlines)
+    if figures is not None:
+        figures += maps
     checks: list[Check] = []
     has_flux = f"{band}_flux" in refcat.colnames
     for (tract,), rows in group_indices(tracts).items():
@@ -429,7 +447,6 @@ def _reference_plots(
     frac: NDArray[np.float64],
     dra: NDArray[np.float64],
     ddec: NDArray[np.float64],
-    focal: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
     th: Thresholds,
 ) -> tuple[str | None, str | None]:
     if not ctx.make_plots:
@@ -457,6 +474,22 @@ def _reference_plots(
         title=f"{prefix} {band}: astrometry vs reference (both axes)",
         limit=OUTLIER_MAS,
     )
+    return rel_phot, rel_ast
+
+
+def _residual_maps(
+    ctx: VerifyContext,
+    prefix: str,
+    band: str,
+    m: RefMatch,
+    frac: NDArray[np.float64],
+    focal: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+    outlines: list[tuple[NDArray[np.float64], NDArray[np.float64]]] | None,
+) -> list[str]:
+    """Photometric residuals of the check's stars on the sky and (sources) on the focal plane."""
+    if not ctx.make_plots:
+        return []
+    s = m.selected
     p_sky, rel_sky = ctx.figure(f"{prefix}_ref_phot_sky_{band}.png")
     plots.plot_residual_map(
         p_sky,
@@ -466,8 +499,10 @@ def _reference_plots(
         label="psfFlux / ref - 1 (%)",
         title=f"{prefix} {band}: photometric residual on the sky",
     )
+    out = [rel_sky]
     if focal is not None:
-        p_fp, _ = ctx.figure(f"{prefix}_ref_focal_plane_{band}.png")
+        p_fp, rel_fp = ctx.figure(f"{prefix}_ref_focal_plane_{band}.png")
+        out.append(rel_fp)
         plots.plot_residual_map(
             p_fp,
             focal[0][s],
@@ -477,9 +512,10 @@ def _reference_plots(
             title=f"{prefix} {band}: photometric residual on the focal plane",
             xlabel="focal plane x (mm)",
             ylabel="focal plane y (mm)",
+            outlines=outlines or (),
             invert_x=False,
         )
-    return rel_phot, rel_ast
+    return out
 
 
 def apcorr_checks(
