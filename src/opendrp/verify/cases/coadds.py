@@ -15,7 +15,8 @@ cosmic-ray pixels are used (DM-9953)", measured per (patch, band) coadd against 
 * ``coadd_psf_size_residual[band=b]`` / ``coadd_psf_e_residual[band=b]``: adaptive moments of bright isolated
   point sources (refExtendedness 0, S/N >= 100, unsaturated) in the coadd against those of the CoaddPsf
   kernel at their positions: median fractional trace-radius residual; rms per component of the distortion
-  residual with the shape noise (``2 / (S/N)`` per component) removed in quadrature, the larger component.
+  residual with the shape noise (``2 / (S/N)`` per component) removed in quadrature, the larger component,
+  on the stars whose shape noise is at most half the threshold (S/N >= 4 / threshold: 800 for 0.005).
 
 At most `MAX_COADDS` coadds are read (evenly spaced in data-ID order, deterministic); warps are placed on the
 coadd grid (full-size or compact, ``WARP_X0..Y1``); warp pixels NO_DATA, BAD or SAT are not usable (the
@@ -321,24 +322,44 @@ def _psf_checks(th: Thresholds, scope: dict[str, Any], rows: list[dict[str, Any]
     psf = np.concatenate([m["psf"] for m in mom])
     snr = np.concatenate([m["snr"] for m in mom])
     r = im.shape_residuals(star, psf)
-    noise2 = float(np.mean((2.0 / snr) ** 2))
-    rms = [float(np.sqrt(np.mean(r[c] ** 2))) for c in ("e1", "e2")]
-    debiased = [float(np.sqrt(max(v * v - noise2, 0.0))) for v in rms]
     size = r["size"]
-    return [
+    checks = [
         th.evaluate(
             "coadd_psf_size_residual",
             float(np.median(size)),
             scope=scope,
             n=len(size),
-            reason=f"{len(size)} stars; mean {np.mean(size):.4f}, rms {np.std(size):.4f}; {note}",
-        ),
+            reason=f"{len(size)} stars S/N >= {BRIGHT_SNR:g}; mean {np.mean(size):.4f}, "
+            f"rms {np.std(size):.4f}; {note}",
+        )
+    ]
+    # ellipticities: stars whose shape noise per component (2 / SNR) is at most half the threshold
+    threshold = th.spec("coadd_psf_e_residual").threshold
+    min_snr = max(BRIGHT_SNR, 4.0 / threshold) if threshold else BRIGHT_SNR
+    sel = snr >= min_snr
+    if not sel.any():
+        checks.append(
+            th.evaluate(
+                "coadd_psf_e_residual",
+                None,
+                scope=scope,
+                missing=f"no bright isolated point source with S/N >= {min_snr:g}",
+            )
+        )
+        return checks
+    noise2 = float(np.mean((2.0 / snr[sel]) ** 2))
+    rms = [float(np.sqrt(np.mean(r[c][sel] ** 2))) for c in ("e1", "e2")]
+    debiased = [float(np.sqrt(max(v * v - noise2, 0.0))) for v in rms]
+    n_e = int(sel.sum())
+    checks.append(
         th.evaluate(
             "coadd_psf_e_residual",
             max(debiased),
             scope=scope,
-            n=len(size),
-            reason=f"rms e1 {rms[0]:.4f}, e2 {rms[1]:.4f} before removing the shape noise "
-            f"{np.sqrt(noise2):.4f} (2/SNR); {len(size)} stars; {note}",
-        ),
-    ]
+            n=n_e,
+            reason=f"{n_e} stars S/N >= {min_snr:g}; rms e1 {rms[0]:.4f}, e2 {rms[1]:.4f} before removing "
+            f"the shape noise {np.sqrt(noise2):.4f} (2/SNR) in quadrature; mean e1 "
+            f"{np.mean(r['e1'][sel]):.4f}, e2 {np.mean(r['e2'][sel]):.4f}; {note}",
+        )
+    )
+    return checks
