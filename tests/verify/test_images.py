@@ -8,6 +8,7 @@ import pytest
 from opendrp.image.mask import mask_bit
 from opendrp.instrument.camera import AmplifierSpec
 from opendrp.verify import images as im
+from opendrp.verify.cases.visit_images import calibration_agreement, provenance_inputs
 
 SKY_SIGMA = 10.0
 
@@ -293,3 +294,23 @@ def test_shape_noise_is_two_over_snr() -> None:
     np.testing.assert_allclose(r["size"], [0.05, 0.0], atol=1e-12)
     np.testing.assert_allclose(r["e1"], [0.0, 0.25], atol=1e-12)
     np.testing.assert_allclose(r["e2"], [0.0, 0.125], atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------- calibration provenance
+def test_provenance_and_calibration_agreement() -> None:
+    md = {
+        "LSST BUTLER N_INPUTS": 3,
+        "LSST BUTLER INPUT 0 DATASETTYPE": "flat",
+        "LSST BUTLER INPUT 0 ID": "f1",
+        "LSST BUTLER INPUT 1 DATASETTYPE": "raw",
+        "LSST BUTLER INPUT 1 ID": "r1",
+        "LSST BUTLER INPUT 2 DATASETTYPE": "bias",
+        "LSST BUTLER INPUT 2 ID": "b1",
+    }
+    assert provenance_inputs(md) == {"flat": ["f1"], "raw": ["r1"], "bias": ["b1"]}
+    own = [("bias", {"DET-ID": 41, "FILTER01": "HSC-G"}), ("flat", {"DET-ID": 41, "FILTER01": "HSC-G"})]
+    assert calibration_agreement(own, detector=41, physical_filter="HSC-G") == (True, True)
+    # an r-band flat certified for g (the bias's filter does not matter), and another detector's bias
+    wrong = [("bias", {"DET-ID": 49, "FILTER01": "HSC-G"}), ("flat", {"DET-ID": 41, "FILTER01": "HSC-R"})]
+    assert calibration_agreement(wrong, detector=41, physical_filter="HSC-G") == (False, False)
+    assert calibration_agreement([], detector=41, physical_filter="HSC-G") == (None, None)

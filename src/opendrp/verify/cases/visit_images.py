@@ -80,25 +80,50 @@ def _input_metadata(ctx: VerifyContext, ident: str) -> tuple[Any, dict[str, Any]
     return ctx._cache[key]
 
 
+def calibration_agreement(
+    calibs: list[tuple[str, dict[str, Any]]], *, detector: int, physical_filter: str
+) -> tuple[bool | None, bool | None]:
+    """Whether the calibrations a calexp used are its own.
+
+    Parameters
+    ----------
+    calibs : `list` [`tuple` [`str`, `dict`]]
+        (dataset type, metadata) of each calibration input (bias, dark, flat).
+    detector : `int`
+        The calexp's detector.
+    physical_filter : `str`
+        The calexp's physical filter.
+
+    Returns
+    -------
+    flat_ok, det_ok : `bool` or `None`
+        Every flat records ``FILTER01 == physical_filter``; every calibration records ``DET-ID == detector``;
+        None when no input records the card.
+    """
+    flat_ok: bool | None = None
+    det_ok: bool | None = None
+    for dtype, md in calibs:
+        if "DET-ID" in md:
+            det_ok = (det_ok is not False) and int(md["DET-ID"]) == detector
+        if dtype == "flat" and "FILTER01" in md:
+            flat_ok = (flat_ok is not False) and str(md["FILTER01"]) == physical_filter
+    return flat_ok, det_ok
+
+
 def calib_consistency(
     ctx: VerifyContext, ref: Any, metadata: dict[str, Any]
 ) -> tuple[bool | None, bool | None]:
-    """(flat of the calexp's physical filter, every calibration of its detector); None when unknown."""
+    """`calibration_agreement` of a calexp, its calibrations found from its provenance cards."""
     inputs = provenance_inputs(metadata)
-    detector, physical_filter = int(ref.dataId["detector"]), str(ref.dataId["physical_filter"])
-    flat_ok: bool | None = None
-    det_ok: bool | None = None
+    calibs = []
     for dtype in ("bias", "dark", "flat"):
         for ident in inputs.get(dtype, []):
             found = _input_metadata(ctx, ident)
-            if found is None:
-                continue
-            md = found[1]
-            if "DET-ID" in md:
-                det_ok = (det_ok is not False) and int(md["DET-ID"]) == detector
-            if dtype == "flat" and "FILTER01" in md:
-                flat_ok = (flat_ok is not False) and str(md["FILTER01"]) == physical_filter
-    return flat_ok, det_ok
+            if found is not None:
+                calibs.append((dtype, found[1]))
+    return calibration_agreement(
+        calibs, detector=int(ref.dataId["detector"]), physical_filter=str(ref.dataId["physical_filter"])
+    )
 
 
 def _psf_kernels(psf: Any, shape: tuple[int, int]) -> list[np.ndarray]:
