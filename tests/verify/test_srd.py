@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy.table import Table
 from numpy.typing import NDArray
 from scipy import stats
 from scipy.spatial import cKDTree
 
 from opendrp.qa._match import radec_to_unit_vectors
 from opendrp.verify._matched import associate_sources, median_std_factor
+from opendrp.verify.context import VerifyContext
+from opendrp.verify.model import Status
 from opendrp.verify.srd import (
     MMAG_PER_FRACTION,
     astrometric_repeatability,
@@ -22,8 +25,10 @@ from opendrp.verify.srd import (
     photometric_repeatability,
     separation_outliers,
     shear_ellipticity,
+    srd_checks_for_table,
     te_value,
 )
+from opendrp.verify.thresholds import load_thresholds
 
 N_SIGMA = 4.0
 MAS_PER_DEG = 3.6e6
@@ -318,3 +323,105 @@ def test_te_not_available_without_pairs_at_large_separation() -> None:
     value, err, n_pairs = te_value(corr, min_arcmin=5.0)
     assert n_pairs == 0 and np.isnan(value) and np.isnan(err)
     assert te_value(corr, max_arcmin=1.0)[2] > 0
+
+
+# --- the checks of a src table ---------------------------------------------------------------------------
+
+
+def _src_table(rng: np.random.Generator, e_residual: float) -> Table:
+    """A src table of 400 stars, 40 galaxies and 20 saturated stars: g in 6 visits, r in 2.
+
+    Stars: 5 mmag photometric and 10 mas per-axis position scatter, errors reporting exactly that, and star
+    moments with ellipticity (e_residual, 0) on a round PSF.  Galaxies (extendedness 1) and saturated
+    stars (pixelFlags_saturatedCenter) scatter by 100 and 200 mmag: the selection must drop them.
+    """
+    ra, dec = _grid_field(22, 80.0, rng)  # 484 positions over 29 arcmin
+    kind = np.zeros(ra.size, int)
+    kind[400:440], kind[440:460] = 1, 2  # galaxies, saturated stars
+    ra, dec, kind = ra[:460], dec[:460], kind[:460]
+    mag0 = rng.uniform(17.0, 20.0, ra.size)
+    scatter_mmag = np.choose(kind, [5.0, 100.0, 200.0])
+    q = (1 + e_residual) / (1 - e_residual)  # axis ratio a / b of the star; a b = 4 pixel^2
+    rows = []
+    for band, visits in (("g", range(1000, 1012, 2)), ("r", (1100, 1102))):
+        for v in visits:
+            r, d = _jitter(ra, dec, 10.0, rng)
+            mag = mag0 + rng.normal(0.0, scatter_mmag / 1000.0)
+            flux = 10 ** (-0.4 * (mag - 31.4))
+            n = r.size
+            rows.append(
+                {
+                    "coord_ra": r,
+                    "coord_dec": d,
+                    "coord_raErr": np.full(n, 10.0 / MAS_PER_DEG),
+                    "coord_decErr": np.full(n, 10.0 / MAS_PER_DEG),
+                    "psfFlux": flux,
+                    "psfFluxErr": flux * 5.0 / MMAG_PER_FRACTION,
+                    "extendedness": (kind == 1).astype(float),
+                    "ixx": np.full(n, 4.0 * q),
+                    "iyy": np.full(n, 4.0 / q),
+                    "ixy": np.zeros(n),
+                    "ixxPSF": np.full(n, 4.0),
+                    "iyyPSF": np.full(n, 4.0),
+                    "ixyPSF": np.zeros(n),
+                    "pixelFlags_saturatedCenter": kind == 2,
+                    "shape_flag": np.zeros(n, bool),
+                    "visit": np.full(n, v),
+                    "band": np.full(n, band),
+                }
+            )
+    return Table({k: np.concatenate([row[k] for row in rows]) for k in rows[0]})
+
+
+def test_srd_checks_of_a_src_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    th = load_thresholds()
+    ctx = VerifyContext(tmp_path / "no-repo", "none", tmp_path)
+    checks = {c.name: c for c in srd_checks_for_table(ctx, th, _src_table(np.random.default_rng(13), 0.003))}
+    keys = ("PA1", "PF1", "PA2", "AM1", "AD1", "AF1", "AM2", "AD2", "AF2", "AM3", "AD3", "AF3", "TE1", "TE2")
+    assert set(checks) == {f"{k}[band={b}]" for k in keys for b in "gr"}
+
+    n_stars, n_visits, sigma = 400, 6, 5.0
+    factor = float(median_std_factor(np.array([n_visits]))[0])
+    pa1 = checks["PA1[band=g]"]
+    assert pa1.n == n_stars  # galaxies and saturated stars dropped
+    assert pa1.value == pytest.approx(
+        sigma * factor, abs=N_SIGMA * _sd_of_median_of_std(sigma, n_visits, n_stars)
+    )
+    assert pa1.status == (Status.PASS if pa1.value <= 5.0 else Status.FAIL)
+    assert ctx.metrics["PA1"]["g"]["expected"] == pytest.approx(sigma * factor, rel=1e-9)
+    p_out = 2.0 * stats.norm.sf(15.0 / sigma)  # no 100-200 mmag residuals of the dropped objects
+    dof = n_stars * (n_visits - 1)
+    assert checks["PF1[band=g]"].value == pytest.approx(
+        100 * p_out, abs=N_SIGMA * 100 * np.sqrt(p_out / dof) + 100 / (n_stars * n_visits)
+    )
+    for k in ("PA1", "PF1", "PA2"):
+        assert checks[f"{k}[band=r]"].status == Status.NOT_AVAILABLE
+        assert "only 2 visits in band r" in checks[f"{k}[band=r]"].reason
+
+    sep_sigma = np.sqrt(2.0) * 10.0
+    for x in (1, 2):
+        am = checks[f"AM{x}[band=g]"]
+        sd = _sd_of_median_of_std(sep_sigma, n_visits, (n_stars + 20) // 2)  # pairs share stars
+        assert am.value == pytest.approx(sep_sigma * factor, abs=N_SIGMA * sd)
+        assert ctx.metrics[f"AM{x}"]["g"]["expected"] == pytest.approx(sep_sigma * factor, rel=1e-9)
+        assert am.status == Status.FAIL  # 12.6 mas > 10 mas
+        assert checks[f"AF{x}[band=g]"].value < 1.0
+    for b in "gr":
+        am3 = checks[f"AM3[band={b}]"]
+        assert am3.status == Status.NOT_AVAILABLE and "199-201 arcmin apart: the field is" in am3.reason
+    assert checks["AM1[band=r]"].status != Status.NOT_AVAILABLE  # two common visits suffice
+
+    # Every star has the residual (0.003, 0): xi+ = 9e-6 at all separations; TE1 passes, TE2 fails.
+    te1, te2 = checks["TE1[band=g]"], checks["TE2[band=g]"]
+    assert te1.value == pytest.approx(9e-6, rel=1e-6) and te1.status == Status.PASS
+    assert te2.value == pytest.approx(9e-6, rel=1e-6) and te2.status == Status.FAIL
+    for name in ("srd_photometry_g", "srd_astrometry_g", "srd_te_g", "srd_astrometry_r"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+    assert pa1.plot == "figures/srd_photometry_g.png"
+
+
+def test_srd_checks_without_sources(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ctx = VerifyContext(tmp_path / "no-repo", "none", tmp_path, make_plots=False)
+    checks = srd_checks_for_table(ctx, load_thresholds(), Table())
+    assert len(checks) == 14 and all(c.status == Status.NOT_AVAILABLE for c in checks)
+    assert "no src catalog" in checks[0].reason

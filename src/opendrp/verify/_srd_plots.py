@@ -102,9 +102,7 @@ def plot_ellipticity_correlation(
             ax.hlines(limit, lo, hi, color=color, lw=0.8, ls=":", label=f"{label} design {limit:.0e}")
     ax.axhline(0.0, color="k", lw=0.5)
     ax.set_xscale("log")
-    finite = xip[good]
-    scale = max(float(np.max(np.abs(finite))) if finite.size else 1e-5, 1e-7)
-    ax.set_yscale("symlog", linthresh=min(1e-6, scale))
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax.set_xlabel("separation (arcmin)")
     ax.set_ylabel("residual ellipticity correlation xi+")
     ax.set_title(f"PSF-corrected ellipticity residuals, band {band}")

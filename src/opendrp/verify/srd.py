@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, special
 
@@ -90,6 +91,7 @@ __all__ = [
     "SrdSelection",
     "shear_ellipticity",
     "srd_checks",
+    "srd_checks_for_table",
     "te_value",
 ]
 
@@ -237,6 +239,7 @@ BAD_FLAGS = (
 _FLOAT_COLUMNS = ("coord_ra", "coord_dec", "psfFlux", "psfFluxErr", "extendedness")
 _OPTIONAL_COLUMNS = ("coord_raErr", "coord_decErr", "ixx", "iyy", "ixy", "ixxPSF", "iyyPSF", "ixyPSF")
 _ANNULI = ((1, 5.0), (2, 20.0), (3, 200.0))
+_SRD_KEYS = ("PA1", "PF1", "PA2", "AM1", "AD1", "AF1", "AM2", "AD2", "AF2", "AM3", "AD3", "AF3", "TE1", "TE2")
 _ANNULUS_WIDTH_ARCMIN = 2.0
 
 
@@ -285,16 +288,18 @@ def _column(table: Any, name: str, fill: Any) -> NDArray[Any]:
     return np.asarray(col.filled(fill) if hasattr(col, "filled") else col)
 
 
-def _load_sources(ctx: VerifyContext, sel: SrdSelection) -> dict[str, NDArray[Any]]:
-    """The src columns the metrics need, as arrays, with ``ok`` (quality), ``snr`` and ``group``."""
-    probe = ctx.refs("src")
-    if not probe:
-        return {}
-    names = set(ctx.get(probe[0]).colnames)
+def _read_src(ctx: VerifyContext, sel: SrdSelection) -> Table:
+    """The src catalogs of the collection stacked, with the columns the metrics use that they have."""
+    refs = ctx.refs("src")
+    if not refs:
+        return Table()
+    names = set(ctx.get(refs[0]).colnames)
     wanted = [c for c in (*_FLOAT_COLUMNS, *_OPTIONAL_COLUMNS, *sel.bad_flags, "shape_flag") if c in names]
-    t = ctx.table("src", columns=wanted)
-    if len(t) == 0:
-        return {}
+    return ctx.table("src", columns=wanted)
+
+
+def _prepare(t: Table, sel: SrdSelection) -> dict[str, NDArray[Any]]:
+    """The columns as arrays, with ``ok`` (quality), ``snr``, ``group`` and ``pos_err_mas``."""
     d: dict[str, NDArray[Any]] = {c: _column(t, c, np.nan).astype(np.float64) for c in _FLOAT_COLUMNS}
     for c in _OPTIONAL_COLUMNS:
         d[c] = _column(t, c, np.nan).astype(np.float64) if c in t.colnames else np.full(len(t), np.nan)
@@ -630,12 +635,22 @@ def srd_checks(ctx: VerifyContext, th: Thresholds, *, selection: SrdSelection | 
         cannot be computed.
     """
     sel = selection or SrdSelection()
-    d = _load_sources(ctx, sel)
-    keys = ("PA1", "PF1", "PA2", "AM1", "AD1", "AF1", "AM2", "AD2", "AF2", "AM3", "AD3", "AF3", "TE1", "TE2")
-    if not d:
-        return [th.not_available(k, "no src catalog in the collection") for k in keys]
+    return srd_checks_for_table(ctx, th, _read_src(ctx, sel), selection=sel)
+
+
+def srd_checks_for_table(
+    ctx: VerifyContext, th: Thresholds, table: Table, *, selection: SrdSelection | None = None
+) -> list[Check]:
+    """`srd_checks` on a stacked src table (columns as `VerifyContext.table` gives them: the src columns
+    plus ``visit`` and ``band``)."""
+    sel = selection or SrdSelection()
+    if len(table) == 0:
+        return [th.not_available(k, "no src catalog in the collection") for k in _SRD_KEYS]
+    missing = [c for c in (*_FLOAT_COLUMNS, "visit", "band") if c not in table.colnames]
+    if missing:
+        return [th.not_available(k, f"the src catalogs lack {', '.join(missing)}") for k in _SRD_KEYS]
+    d = _prepare(table, sel)
     grouped = (d["group"] >= 0) & d["ok"]
-    d["point"] = np.zeros(grouped.size, bool)
     checks: list[Check] = []
     for band in sorted(set(d["band"].tolist())):
         rows = grouped & (d["band"] == band)
