@@ -211,6 +211,7 @@ def _synthetic_match(zero_point: float) -> tuple[RefMatch, Table]:
         ref_index=ref_index,
         selected=sel,
         crowded_bright=np.zeros(len(obj), bool),
+        isolated_bright=sel,
     )
     return m, ref
 

@@ -314,6 +314,17 @@ def _coadd_flux_checks(
             std=gal.std,
         )
     ctx.add_metric("truth_coadd_psf_flux_std", band, st.std, "fraction", n=st.n, pull_scatter=st.pull_scatter)
+    blended = (snr[i_obj] > SNR_MIN) & crowded[i_obj] & t_star
+    bl = residual_stats(frac[blended], frac_err[blended])
+    ctx.add_metric(
+        "truth_coadd_psf_flux_scatter_crowded",
+        band,
+        bl.robust_scatter,
+        "fraction",
+        n=bl.n,
+        median=bl.median,
+        std=bl.std,
+    )
     return _flux_checks(th, "truth_coadd_psf_flux", band, st, "isolated primary true stars (coadd)", plot)
 
 

@@ -83,6 +83,12 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     prim = obj[np.asarray(obj["detect_isPrimary"], bool)]
     bands = _bands(ctx, prim)
     fwhm = _fwhm_arcsec(ctx, prim, bands)
+    if not fwhm > 0:
+        why = "no coadd PSF model size ({band}_ixxPSF, {band}_iyyPSF) in the Object table"
+        result.checks = [
+            th.not_available(k, why) for k, s in th.specs.items() if s.case == CASE and not s.truth
+        ]
+        return result
     crowded = has_neighbour(
         radec_to_unit_vectors(_col(prim, "coord_ra"), _col(prim, "coord_dec")),
         radius=_chord(ISOLATION_FWHM * fwhm),
@@ -105,7 +111,7 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
         result.checks += reference_checks(ctx, th, "obj", band, tracts, m, refcat, figures=result.figures)
         cols = {a: f"{band}_{a}" for a in ("kronFlux", "gaussianFlux", "calibFlux", "psfFlux")}
         result.checks += apcorr_checks(ctx, th, "obj", band, prim, m.selected, columns=cols)
-        result.checks += _psf_checks(ctx, th, band, prim, _bad(prim, band), crowded)
+        result.checks += _psf_checks(ctx, th, band, prim, m.isolated_bright)
     result.checks += _forced_unforced_checks(ctx, th, bands, fwhm)
     result.checks += _locus_checks(ctx, th, prim, bands, bright, refcat, ref_index)
     if ctx.truth() is not None:
@@ -194,6 +200,7 @@ def _ref_match(
         ref_index=ref_index,
         selected=point & ~crowded & matched,
         crowded_bright=point & crowded & matched,
+        isolated_bright=point & ~crowded,
     )
 
 
@@ -202,21 +209,13 @@ def _psf_checks(
     th: Thresholds,
     band: str,
     prim: Table,
-    bad: NDArray[np.bool_],
-    crowded: NDArray[np.bool_],
+    sel: NDArray[np.bool_],
 ) -> list[Check]:
+    """Coadd PSF ellipticity residual of the bright isolated point sources ``sel``, averaged per patch."""
     names = ("ixx", "iyy", "ixy", "ixxPSF", "iyyPSF", "ixyPSF")
     if any(f"{band}_{n}" not in prim.colnames for n in names):
         return [th.not_available("obj_psf_e_residual", "no shape columns", scope={"band": band})]
     m = [_col(prim, f"{band}_{n}") for n in names]
-    ext = (
-        _col(prim, "refExtendedness")
-        if "refExtendedness" in prim.colnames
-        else _col(prim, f"{band}_extendedness")
-    )
-    sel = bright_star_mask(
-        prim[f"{band}_psfFlux"], prim[f"{band}_psfFluxErr"], ext, snr_min=SNR_MIN, bad=bad, crowded=crowded
-    )
     de1, de2, _ = psf_residuals(*m)
     patch = np.asarray(prim["tract"], np.int64) * 1_000_000 + np.asarray(prim["patch"], np.int64)
     cst = cell_residual_stats(de1[sel], de2[sel], patch[sel], min_per_cell=MIN_PER_CELL)

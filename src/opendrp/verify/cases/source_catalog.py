@@ -106,12 +106,18 @@ class RefMatch:
     ----------
     ra, dec : `numpy.ndarray`
         Measured positions (deg), all rows.
+    flux, flux_err : `numpy.ndarray`
+        PSF flux and error (nJy).
+    err_mas : `numpy.ndarray`
+        Per-axis position error, measured and reference in quadrature (mas; NaN when unknown).
     ref_index : `numpy.ndarray` of int
         Row of the matched reference star, -1 if none.
     selected : `numpy.ndarray` of bool
         The bright-star selection of the checks (matched included).
     crowded_bright : `numpy.ndarray` of bool
         Bright matched point sources that failed only the isolation cut (reported, not checked).
+    isolated_bright : `numpy.ndarray` of bool
+        Bright isolated point sources, matched or not (the PSF checks).
     """
 
     ra: NDArray[np.float64]
@@ -122,6 +128,7 @@ class RefMatch:
     ref_index: NDArray[np.intp]
     selected: NDArray[np.bool_]
     crowded_bright: NDArray[np.bool_]
+    isolated_bright: NDArray[np.bool_]
 
 
 def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
@@ -135,6 +142,11 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     refcat = ctx.refcat()
     crowded, bad, fwhm_pix = _crowding(src)
     fwhm_arcsec = float(np.nanmedian(fwhm_pix)) * float(ctx.camera.pixel_scale_arcsec)
+    if not fwhm_arcsec > 0:
+        result.checks = [
+            th.not_available(k, "no PSF model size (ixxPSF, iyyPSF) in src") for k in _own_keys(th)
+        ]
+        return result
     ra, dec = _col(src, "coord_ra"), _col(src, "coord_dec")
     ref_index = match_to_nearest(
         ra, dec, _col(refcat, "coord_ra"), _col(refcat, "coord_dec"), radius_arcsec=MATCH_FWHM * fwhm_arcsec
@@ -143,30 +155,8 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     bands = np.asarray(src["band"]).astype(str)
     for band in sorted(set(bands.tolist())):
         rows = np.flatnonzero(bands == band)
-        sub = src[rows]
-        m = _ref_match(sub, refcat, band, ref_index[rows], crowded[rows], bad[rows])
-        result.checks += reference_checks(
-            ctx,
-            th,
-            "src",
-            band,
-            tracts[rows],
-            m,
-            refcat,
-            focal=_focal(ctx, sub),
-            outlines=ccd_outlines(ctx, np.unique(np.asarray(sub["detector"]))),
-            figures=result.figures,
-        )
-        bright = bright_star_mask(
-            sub["psfFlux"],
-            sub["psfFluxErr"],
-            sub["extendedness"],
-            snr_min=SNR_MIN,
-            bad=bad[rows],
-            crowded=crowded[rows],
-        )
-        result.checks += apcorr_checks(ctx, th, "src", band, sub, m.selected)
-        result.checks += _psf_checks(ctx, th, band, sub, bright)
+        m = _ref_match(src[rows], refcat, band, ref_index[rows], crowded[rows], bad[rows])
+        result.checks += _band_checks(ctx, th, band, src[rows], m, refcat, tracts[rows], result.figures)
     result.checks += _srd_checks(ctx, th, result)
     if ctx.truth() is not None:
         result.checks += truth_checks.source_truth_checks(
@@ -175,6 +165,25 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     result.figures += _ccd_maps(ctx, result)
     ctx.add_metric("src_psf_fwhm_median", "all", fwhm_arcsec, "arcsec")
     return result
+
+
+def _band_checks(
+    ctx: VerifyContext,
+    th: Thresholds,
+    band: str,
+    sub: Table,
+    m: RefMatch,
+    refcat: Table,
+    tracts: NDArray[Any],
+    figures: list[str],
+) -> list[Check]:
+    """Reference, aperture-correction and PSF checks of the sources ``sub`` of one band."""
+    outlines = ccd_outlines(ctx, np.unique(np.asarray(sub["detector"])))
+    checks = reference_checks(
+        ctx, th, "src", band, tracts, m, refcat, focal=_focal(ctx, sub), outlines=outlines, figures=figures
+    )
+    checks += apcorr_checks(ctx, th, "src", band, sub, m.selected)
+    return checks + _psf_checks(ctx, th, band, sub, m.isolated_bright)
 
 
 def _own_keys(th: Thresholds) -> list[str]:
@@ -238,6 +247,7 @@ def _ref_match(
         ref_index=ref_index,
         selected=point & ~crowded & matched,
         crowded_bright=point & crowded & matched,
+        isolated_bright=point & ~crowded,
     )
 
 
