@@ -248,6 +248,12 @@ def test_real_star_with_seeing_differences_is_not_a_feature() -> None:
     variances[2, :, :40] = np.nan
     images[0, 20:23, 10:30] += 300.0
     assert im.single_epoch_features(images, variances, weights, protect_radius=10.0) == []
+    # a feature next to a pixel masked in some warp (a saturated core's edge) is not sought; elsewhere it is
+    images[0, 120:123, 60:90] += 300.0
+    assert len(im.single_epoch_features(images, variances, weights, protect_radius=10.0)) == 1
+    protect = np.zeros(shape, bool)
+    protect[127, 55:96:5] = True  # masked pixels 4-7 pixels from every pixel of the feature
+    assert im.single_epoch_features(images, variances, weights, protect_radius=10.0, protect=protect) == []
 
 
 def test_interpolated_pixels_included_or_not() -> None:

@@ -34,9 +34,10 @@ data and call them.  Rules and units:
   stack of warps on one pixel grid (nJy per pixel, NaN where a warp has no usable data), the reference of
   warp ``i`` is the weighted mean of the *other* warps; a pixel of warp ``i`` is part of a single-epoch
   feature when it lies ``n_sigma`` (5) combined standard deviations above that reference, at least
-  ``min_inputs`` (3) warps cover it, and the reference is empty sky there (its S/N below ``n_sigma`` within
-  ``protect_radius`` pixels: seeing differences around real sources are not artefacts).  Features are the
-  8-connected groups of such pixels with at least ``min_pixels`` pixels.  The *residue* of a feature in the
+  ``min_inputs`` (3) warps cover it, and the reference is empty sky there (its S/N below ``n_sigma`` and no
+  masked pixel (``protect``) within ``protect_radius`` pixels: seeing differences around real sources and
+  the edges of saturated cores are not artefacts).  Features are the 8-connected groups of such pixels
+  with at least ``min_pixels`` pixels.  The *residue* of a feature in the
   coadd is ``sum(coadd - ref_i) / sum(w_i / W (I_i - ref_i))`` over its pixels, ``W`` the summed weight of
   the warps usable at the pixel: 1 when the coadd is the plain weighted mean (the feature was kept), 0 when
   the feature was rejected.  A feature *shows in the coadd* when its residue exceeds 0.5.
@@ -473,6 +474,7 @@ def single_epoch_features(
     min_inputs: int = 3,
     min_pixels: int = 2,
     protect_radius: float = 5.0,
+    protect: np.ndarray | None = None,
 ) -> list[Feature]:
     """Features present in one warp only (rule in the module docstring).
 
@@ -488,7 +490,10 @@ def single_epoch_features(
     min_pixels : `int`
         Smallest feature (pixels).
     protect_radius : `float`
-        Pixels closer than this to a >= ``n_sigma`` pixel of the reference are not used (real sources).
+        Pixels closer than this to a >= ``n_sigma`` pixel of the reference (real sources), to a pixel where no
+        other warp is usable, or to a ``protect`` pixel are not used.
+    protect : `numpy.ndarray` [bool], optional
+        Pixels to keep away from (e.g. where any warp is masked SAT or BAD: saturated cores, bleed trails).
 
     Returns
     -------
@@ -505,7 +510,9 @@ def single_epoch_features(
         with np.errstate(invalid="ignore"):
             noise = np.sqrt(variances[i] + ref_var)
             z = (images[i] - ref) / noise
-            source = np.abs(ref) > n_sigma * np.sqrt(ref_var)
+            source = ~(np.abs(ref) <= n_sigma * np.sqrt(ref_var))  # bright, or NaN: masked in the others
+        if protect is not None:
+            source |= protect
         source = ndimage.binary_dilation(source, structure=disc) if r > 0 else source
         cand = np.nan_to_num(z, nan=0.0) > n_sigma
         cand &= (n_other + 1 >= min_inputs) & ~source

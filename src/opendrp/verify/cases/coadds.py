@@ -48,6 +48,7 @@ MAX_COADDS = 12
 #: A feature "shows in the coadd" when more than this fraction of its single-epoch excess remains.
 RESIDUE_SHOWS = 0.5
 STAMP_HALF = 12
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def stack_warps(warps: list[Any], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -144,7 +145,11 @@ def measure_coadd(ctx: VerifyContext, ref: Any) -> dict[str, Any]:
     warps = [ctx.get(w) for w in warp_refs]
     images, variances, masks = stack_warps(warps, coadd.shape)
     weights = _weights(images, variances)
-    feats = im.single_epoch_features(images, variances, weights, protect_radius=2.0 * 2.3548 * psf_sigma)
+    bad = mask_bit(*DEFAULT_BAD_MASK_PLANES)
+    masked = np.logical_or.reduce([(m & bad) != 0 for m in masks]) if masks else None
+    feats = im.single_epoch_features(
+        images, variances, weights, protect_radius=2.0 * FWHM_PER_SIGMA * psf_sigma, protect=masked
+    )
     row["residues"] = im.feature_residues(feats, images, weights, coadd.image, variances)
     row["cutouts"] = _cutouts(feats, row["residues"], images, variances, weights, coadd.image, warp_refs)
     included = []
