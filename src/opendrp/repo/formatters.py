@@ -126,8 +126,21 @@ class BackgroundFormatter(FormatterV2):
         with fits.open(path, memmap=False) as hdul:
             return BackgroundModel.from_hdu(hdul["BACKGROUND"])
 
+    def add_provenance(
+        self, in_memory_dataset: BackgroundModel, /, *, provenance: DatasetProvenance | None = None
+    ) -> BackgroundModel:
+        """Keep the producing quantum and input dataset IDs for the primary header (the model has no
+        metadata of its own)."""
+        self._provenance = (provenance or DatasetProvenance()).to_flat_dict(
+            self.dataset_ref, prefix="LSST BUTLER", sep=" ", simple_types=True
+        )
+        return in_memory_dataset
+
     def write_local_file(self, in_memory_dataset: BackgroundModel, uri: ResourcePath) -> None:
-        hdul = fits.HDUList([fits.PrimaryHDU(), in_memory_dataset.to_hdu("BACKGROUND")])
+        primary = fits.PrimaryHDU()
+        for key, value in getattr(self, "_provenance", {}).items():
+            primary.header[f"HIERARCH {key}"] = value
+        hdul = fits.HDUList([primary, in_memory_dataset.to_hdu("BACKGROUND")])
         _atomic_write_hdul(uri.ospath, hdul)
 
 
