@@ -328,12 +328,22 @@ def test_te_not_available_without_pairs_at_large_separation() -> None:
 # --- the checks of a src table ---------------------------------------------------------------------------
 
 
-def _src_table(rng: np.random.Generator, e_residual: float) -> Table:
+def _moments(e1: NDArray, e2: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """Second moments (pixel^2) of ellipses of shear-type ellipticity (e1, e2) and area 4 pi pixel^2."""
+    e = np.hypot(e1, e2)
+    phi = 0.5 * np.arctan2(e2, e1)
+    a2, b2 = 4.0 * (1 + e) / (1 - e), 4.0 * (1 - e) / (1 + e)
+    c, s = np.cos(phi), np.sin(phi)
+    return a2 * c**2 + b2 * s**2, a2 * s**2 + b2 * c**2, (a2 - b2) * s * c
+
+
+def _src_table(rng: np.random.Generator, e_residual: float, e_noise: float = 0.0) -> Table:
     """A src table of 400 stars, 40 galaxies and 20 saturated stars: g in 6 visits, r in 2.
 
-    Stars: 5 mmag photometric and 10 mas per-axis position scatter, errors reporting exactly that, and star
-    moments with ellipticity (e_residual, 0) on a round PSF.  Galaxies (extendedness 1) and saturated
-    stars (pixelFlags_saturatedCenter) scatter by 100 and 200 mmag: the selection must drop them.
+    Stars: 5 mmag photometric and 10 mas per-axis position scatter, errors reporting exactly that, and
+    star moments of ellipticity (e_residual, 0) plus ``e_noise`` per component and visit on a round PSF.
+    Galaxies (extendedness 1) and saturated stars (pixelFlags_saturatedCenter) scatter by 100 and 200 mmag:
+    the selection must drop them.
     """
     ra, dec = _grid_field(22, 80.0, rng)  # 484 positions over 29 arcmin
     kind = np.zeros(ra.size, int)
@@ -341,7 +351,6 @@ def _src_table(rng: np.random.Generator, e_residual: float) -> Table:
     ra, dec, kind = ra[:460], dec[:460], kind[:460]
     mag0 = rng.uniform(17.0, 20.0, ra.size)
     scatter_mmag = np.choose(kind, [5.0, 100.0, 200.0])
-    q = (1 + e_residual) / (1 - e_residual)  # axis ratio a / b of the star; a b = 4 pixel^2
     rows = []
     for band, visits in (("g", range(1000, 1012, 2)), ("r", (1100, 1102))):
         for v in visits:
@@ -349,6 +358,7 @@ def _src_table(rng: np.random.Generator, e_residual: float) -> Table:
             mag = mag0 + rng.normal(0.0, scatter_mmag / 1000.0)
             flux = 10 ** (-0.4 * (mag - 31.4))
             n = r.size
+            ixx, iyy, ixy = _moments(e_residual + rng.normal(0, e_noise, n), rng.normal(0, e_noise, n))
             rows.append(
                 {
                     "coord_ra": r,
@@ -358,9 +368,9 @@ def _src_table(rng: np.random.Generator, e_residual: float) -> Table:
                     "psfFlux": flux,
                     "psfFluxErr": flux * 5.0 / MMAG_PER_FRACTION,
                     "extendedness": (kind == 1).astype(float),
-                    "ixx": np.full(n, 4.0 * q),
-                    "iyy": np.full(n, 4.0 / q),
-                    "ixy": np.zeros(n),
+                    "ixx": ixx,
+                    "iyy": iyy,
+                    "ixy": ixy,
                     "ixxPSF": np.full(n, 4.0),
                     "iyyPSF": np.full(n, 4.0),
                     "ixyPSF": np.zeros(n),
@@ -418,6 +428,18 @@ def test_srd_checks_of_a_src_table(tmp_path) -> None:  # type: ignore[no-untyped
     for name in ("srd_photometry_g", "srd_astrometry_g", "srd_te_g", "srd_astrometry_r"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
     assert pa1.plot == "figures/srd_photometry_g.png"
+
+
+def test_te_not_available_when_shape_noise_exceeds_the_threshold(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No residual, 0.02 ellipticity noise per visit: TE2's error (~6e-7) exceeds its 1e-7 threshold."""
+    th = load_thresholds()
+    ctx = VerifyContext(tmp_path / "no-repo", "none", tmp_path, make_plots=False)
+    t = _src_table(np.random.default_rng(14), 0.0, e_noise=0.02)
+    te2 = next(c for c in srd_checks_for_table(ctx, th, t) if c.name == "TE2[band=g]")
+    metric = ctx.metrics["TE2"]["g"]
+    assert metric["expected"] > th.spec("TE2").threshold
+    assert abs(metric["value"]) < N_SIGMA * metric["expected"]  # consistent with no correlation
+    assert te2.status == Status.NOT_AVAILABLE and "the shape noise exceeds the 1e-07 threshold" in te2.reason
 
 
 def test_srd_checks_without_sources(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -43,7 +43,9 @@ Residual ellipticity correlations (`ellipticity_correlation`), dimensionless:
 - ``xi_+(theta) = <e1_i e1_j + e2_i e2_j>`` over object pairs in 20 logarithmic bins 0.25-20 arcmin (weighted
   pair counts on a k-d tree, O(N log N)); **TE1** = mean of ``xi_+`` over the bins centred at <= 1 arcmin,
   **TE2** over the bins centred at >= 5 arcmin (faro).  The shape-noise error of each bin is
-  ``sqrt(2) sigma_e^2 / sqrt(n_pairs)`` (sigma_e per component), reported as the expected noise.
+  ``sqrt(2) sigma_e^2 / sqrt(n_pairs)`` (sigma_e per component), reported as the expected noise.  When that
+  error exceeds the threshold and the value lies within 3 errors of it, the check is 'not available' (the
+  value is still recorded): too few stars to tell a pass from a fail.
 """
 
 from __future__ import annotations
@@ -262,6 +264,9 @@ class SrdSelection:
         AMx/ADx/AFx: per-source psfFlux S/N range.
     te_snr_min : `float`
         TE1/TE2: minimum per-source psfFlux S/N.
+    te_decision_sigma : `float`
+        TE1/TE2 are 'not available' when their shape-noise error exceeds the threshold and the value is
+        within this many errors of it (the field cannot tell whether the requirement is met).
     max_extendedness : `float`
         Point sources: per-object median extendedness at most this.
     min_pairs : `int`
@@ -278,6 +283,7 @@ class SrdSelection:
     astrom_snr_min: float = 50.0
     astrom_snr_max: float = 50000.0
     te_snr_min: float = 50.0
+    te_decision_sigma: float = 3.0
     max_extendedness: float = 0.5
     min_pairs: int = 10
     bad_flags: tuple[str, ...] = BAD_FLAGS
@@ -605,10 +611,16 @@ def _te_checks(
         ctx.add_metric(
             key, band, value, "", expected=err, n=n_pairs, n_objects=corr.n_objects, sigma_e=corr.sigma_e
         )
-        reason = (
-            f"mean xi+ of the residual ellipticities over {span}; {n_pairs} pairs of {corr.n_objects} stars "
-            f"of S/N >= {sel.te_snr_min:g}; shape-noise error {err:.2g}"
-        )
+        what = f"{span}; {n_pairs} pairs of {corr.n_objects} stars of S/N >= {sel.te_snr_min:g}"
+        limit = th.spec(key).threshold
+        if limit is not None and err > limit and abs(value - limit) <= sel.te_decision_sigma * err:
+            why = (
+                f"{key} = {value:.2g} +- {err:.2g} over {what}: the shape noise exceeds the {limit:g} "
+                f"threshold and the value is within {sel.te_decision_sigma:g} sigma of it (too few stars)"
+            )
+            checks.append(th.not_available(key, why, scope=scope))
+            continue
+        reason = f"mean xi+ of the residual ellipticities over {what}; shape-noise error {err:.2g}"
         checks.append(th.evaluate(key, value, scope=scope, n=n_pairs, plot=rel, reason=reason))
     return checks
 
