@@ -1,7 +1,7 @@
 """Releases processed with deliberately broken configurations fail the DRP-00 cases they should.
 
 One small survey with artefacts (cosmic rays, a satellite trail in every visit, bright saturated stars) is
-processed once as it should be, then four times more into other collections of the same repository, each with
+processed once as it should be (its g band: 3 visits of 3 CCDs), then four times more into other collections of the same repository, each with
 one thing broken:
 
 (a) the g-band CCDs calibrated with r-band master flats (certified under g-band data IDs);
@@ -42,6 +42,7 @@ def _sim_config() -> Any:
     cfg.conditions.satellite_trail_probability = 1.0
     cfg.instrument.cosmic_ray_rate = 0.02
     cfg.stars.bright_density_per_deg2 = 300.0
+    cfg.bands["r"].n_visits = 1  # r: its dome flats (for (a)) and one visit; the releases are of g
     return cfg
 
 
@@ -95,7 +96,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     report = ingest_raws(butler, sorted((root / "sim" / "raw").rglob("*.fits")), transfer="link")
     assert not report.failed
     options = ExecutionOptions(processes=2)
-    run_drp(repo, progress=False, options=options)
+    run_drp(repo, where=BAND_G, progress=False, options=options)
     wrong_inputs = _certify_wrong_flats(repo)
     variants: dict[str, dict[str, Any]] = {
         "wrong_flat": {"inputs": [wrong_inputs], "where": BAND_G},

@@ -159,7 +159,9 @@ def _pipeline_graph(
     for label, fields in (config_overrides or {}).items():
         if label in wanted:
             for key, value in fields.items():
-                pipe.addConfigOverride(label, key, value)
+                # Python values (not expressions to parse: addConfigOverride would turn the string
+                # "g,r,0.05" into a tuple): the value's repr is assigned as it is
+                pipe.addConfigPython(label, f"config.{key} = {value!r}")
     return pipe.to_graph()
 
 

@@ -81,17 +81,27 @@ def run_verify(
     results: list[CaseResult] = []
     for case_id in selected:
         if echo is not None:
-            echo(f"verify {case_id} ...")
+            echo(f"verify {case_id} ({len(results) + 1}/{len(selected)}) ...")
         results.append(_run_case(case_id, functions[case_id], ctx, th, debug=debug))
     doc = _document(ctx, th, results)
     from .report import write_report
 
     write_report(doc, out)
     if record_history:
-        from .history import append_run
-
-        append_run(Path(repo), doc)
+        _record(Path(repo), doc, echo)
     return doc
+
+
+def _record(repo: Path, doc: dict[str, Any], echo: Callable[[str], None] | None) -> None:
+    """Append the run to the metrics store; a store that cannot be written is a warning (report written)."""
+    from .history import append_run
+
+    try:
+        append_run(repo, doc)
+    except OpenDRPError as exc:
+        _log.warning("the metrics of this run were not recorded in the history: %s", exc.one_line())
+        if echo is not None:
+            echo(f"warning: metrics not recorded in the history: {exc.one_line()}")
 
 
 def _check_collection(ctx: VerifyContext) -> None:
