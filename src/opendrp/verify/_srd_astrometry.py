@@ -32,6 +32,7 @@ from ._matched import compress_ids, group_mean_radec, median_std_factor
 __all__ = [
     "AstrometricRepeatability",
     "astrometric_repeatability",
+    "count_pairs_between",
     "field_diameter_arcmin",
     "separation_outliers",
 ]
@@ -307,6 +308,17 @@ def astrometric_repeatability(
         pair_rms=rms,
         pair_expected=expected,
     )
+
+
+def count_pairs_between(ra: ArrayLike, dec: ArrayLike, *, min_arcmin: float, max_arcmin: float) -> int:
+    """Number of pairs of positions (deg) more than ``min_arcmin`` and at most ``max_arcmin`` apart."""
+    xyz = radec_to_unit_vectors(ra, dec)
+    xyz = xyz[np.all(np.isfinite(xyz), axis=1)]
+    if len(xyz) < 2:
+        return 0
+    tree = cKDTree(xyz)
+    counts = tree.count_neighbors(tree, np.array([_chord(min_arcmin), _chord(max_arcmin)]))
+    return int((counts[1] - counts[0]) // 2)
 
 
 def field_diameter_arcmin(ra: ArrayLike, dec: ArrayLike) -> float:

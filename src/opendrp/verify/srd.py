@@ -64,6 +64,7 @@ from ._matched import associate_sources, compress_ids, group_mean_radec, median_
 from ._srd_astrometry import (
     AstrometricRepeatability,
     astrometric_repeatability,
+    count_pairs_between,
     field_diameter_arcmin,
     separation_outliers,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "EllipticityCorrelation",
     "PhotometricRepeatability",
     "astrometric_repeatability",
+    "count_pairs_between",
     "ellipticity_correlation",
     "field_diameter_arcmin",
     "photometric_repeatability",
@@ -479,10 +481,16 @@ def _no_pairs_reason(
     """Why no AMx could be measured at separation ``dist`` (arcmin)."""
     half = _ANNULUS_WIDTH_ARCMIN / 2.0
     span = f"{dist - half:g}-{dist + half:g} arcmin apart"
-    diam = field_diameter_arcmin(d["coord_ra"][use], d["coord_dec"][use])
-    if diam < dist - half:
-        return f"no star pairs {span}: the field is {diam:.0f} arcmin across"
-    return f"fewer than {sel.min_pairs} isolated star pairs {span} measured in >= 2 common visits"
+    if not use.any():
+        return f"no isolated point source of S/N {sel.astrom_snr_min:g}-{sel.astrom_snr_max:g}"
+    _, obj = compress_ids(d["group"][use])
+    ra, dec, _ = group_mean_radec(
+        obj, d["coord_ra"][use], d["coord_dec"][use], n_groups=int(obj.max(initial=-1)) + 1
+    )
+    n = count_pairs_between(ra, dec, min_arcmin=dist - half, max_arcmin=dist + half)
+    if n == 0:
+        return f"no star pairs {span}: the field is about {field_diameter_arcmin(ra, dec):.0f} arcmin across"
+    return f"only {n} isolated star pairs {span} (fewer than {sel.min_pairs} with >= 2 common visits)"
 
 
 def _annulus_checks(
