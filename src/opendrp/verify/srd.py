@@ -490,7 +490,9 @@ def _no_pairs_reason(
     n = count_pairs_between(ra, dec, min_arcmin=dist - half, max_arcmin=dist + half)
     if n == 0:
         return f"no star pairs {span}: the field is about {field_diameter_arcmin(ra, dec):.0f} arcmin across"
-    return f"only {n} isolated star pairs {span} (fewer than {sel.min_pairs} with >= 2 common visits)"
+    return (
+        f"{n} isolated star pairs {span}, fewer than {sel.min_pairs} of them measured in >= 2 common visits"
+    )
 
 
 def _annulus_checks(
