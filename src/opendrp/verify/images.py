@@ -56,6 +56,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 
 from ..image.mask import mask_bit
@@ -73,6 +75,7 @@ __all__ = [
     "inverse_variance_weight",
     "leave_one_out_reference",
     "mask_plane_fractions",
+    "pixel_scale_arcsec",
     "psf_contrast_limits",
     "raw_saturated",
     "shape_residuals",
@@ -273,6 +276,11 @@ def find_sharp_pixels(
 
 
 # --------------------------------------------------------------------------------------------- background
+def pixel_scale_arcsec(wcs: WCS) -> float:
+    """Mean pixel scale (arcsec per pixel) of a celestial WCS at its reference pixel."""
+    return float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+
+
 @dataclass(frozen=True)
 class AnnulusResult:
     """Residual sky in annuli around bright sources (units: sky sigma per pixel).

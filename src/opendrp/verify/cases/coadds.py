@@ -18,7 +18,7 @@ cosmic-ray pixels are used (DM-9953)", measured per (patch, band) coadd against 
   residual with the shape noise (``2 / (S/N)`` per component) removed in quadrature, the larger component,
   on the stars whose shape noise is at most half the threshold (S/N >= 4 / threshold: 800 for 0.005).
 
-At most `MAX_COADDS` coadds are read (evenly spaced in data-ID order, deterministic); warps are placed on the
+At most `MAX_COADDS` coadds are read (those with the most warps, deterministic); warps are placed on the
 coadd grid (full-size or compact, ``WARP_X0..Y1``); warp pixels NO_DATA, BAD or SAT are not usable (the
 assembly's bad planes).
 """
@@ -38,7 +38,7 @@ from .._image_plots import plot_annulus_profiles, plot_feature_cutouts
 from ..context import VerifyContext
 from ..model import CaseResult
 from ..thresholds import Thresholds
-from .visit_images import ANNULUS_ARCSEC, BRIGHT_SNR, _pixel_scale_arcsec, sample_refs
+from .visit_images import ANNULUS_ARCSEC, BRIGHT_SNR
 
 __all__ = ["MAX_COADDS", "run"]
 
@@ -72,6 +72,17 @@ def stack_warps(warps: list[Any], shape: tuple[int, int]) -> tuple[np.ndarray, n
         images[i, box.y0 : box.y1, box.x0 : box.x1] = np.where(ok, img, np.nan)
         variances[i, box.y0 : box.y1, box.x0 : box.x1] = np.where(ok, var, np.nan)
     return images, variances, masks
+
+
+def deepest_coadds(coadds: list[Any], warps: list[Any], n_max: int) -> list[Any]:
+    """The ``n_max`` coadds with the most warps (ties in data-ID order): the most area covered by >= 3
+    inputs, where single-epoch features can be told from the others."""
+    count: dict[tuple[Any, ...], int] = defaultdict(int)
+    for w in warps:
+        count[(w.dataId["tract"], w.dataId["patch"], w.dataId["band"])] += 1
+    key = [count[(r.dataId["tract"], r.dataId["patch"], r.dataId["band"])] for r in coadds]
+    order = sorted(range(len(coadds)), key=lambda i: -key[i])  # stable: data-ID order among ties
+    return [coadds[i] for i in sorted(order[:n_max])]
 
 
 def _weights(images: np.ndarray, variances: np.ndarray) -> np.ndarray:
@@ -161,7 +172,7 @@ def measure_coadd(ctx: VerifyContext, ref: Any) -> dict[str, Any]:
             included.append(im.included_in_coadd(images, variances, weights, coadd.image, i, pix))
     row["included"] = np.concatenate(included) if included else np.zeros(0)
     objs = _bright_objects(ctx, ref)
-    scale = _pixel_scale_arcsec(coadd.wcs)
+    scale = im.pixel_scale_arcsec(coadd.wcs)
     row["pixel_scale"] = scale
     exclude = im.source_mask(coadd.image, coadd.variance, psf_sigma=psf_sigma) | ~covered
     centres = (
@@ -221,9 +232,9 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     if not refs:
         result.checks.extend(th.evaluate(k, None, missing="no deepCoadd in the collection") for k in keys)
         return result
-    sample = sample_refs(refs, MAX_COADDS)
+    sample = deepest_coadds(refs, ctx.refs("deepCoadd_directWarp"), MAX_COADDS)
     rows = [measure_coadd(ctx, r) for r in sample]
-    note = f"{len(sample)} of {len(refs)} coadds (evenly spaced in data-ID order)"
+    note = f"{len(sample)} of {len(refs)} coadds (those with the most warps)"
     by_band: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_band[r["band"]].append(r)

@@ -28,7 +28,6 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ...image.mask import mask_bit
 from .. import images as im
@@ -137,10 +136,6 @@ def _psf_sigma(psf: Any, shape: tuple[int, int]) -> float:
     return float(np.sqrt(0.5 * (ixx + iyy)))
 
 
-def _pixel_scale_arcsec(wcs: Any) -> float:
-    return float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
-
-
 def _bright_centres(src: Any, visit: int, detector: int) -> np.ndarray:
     if len(src) == 0:
         return np.zeros((0, 2))
@@ -216,7 +211,7 @@ def measure_ccd(ctx: VerifyContext, ref: Any, src: Any, *, pixels: bool) -> dict
     limits = im.psf_contrast_limits(_psf_kernels(exp.psf, exp.shape))
     sharp = im.find_sharp_pixels(exp.image, exp.variance, limits, exclude=masked)
     row["n_sharp"], row["n_pixels"] = int(np.count_nonzero(sharp)), int(exp.image.size)
-    scale = _pixel_scale_arcsec(exp.wcs)
+    scale = im.pixel_scale_arcsec(exp.wcs)
     sources = im.source_mask(exp.image, exp.variance, psf_sigma=_psf_sigma(exp.psf, exp.shape))
     row["annulus"] = im.annulus_residuals(
         exp.image,
