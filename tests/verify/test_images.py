@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from opendrp.image.mask import mask_bit
 from opendrp.instrument.camera import AmplifierSpec
 from opendrp.verify import images as im
+from opendrp.verify.cases.coadds import deepest_coadds
 from opendrp.verify.cases.visit_images import calibration_agreement, provenance_inputs
 
 SKY_SIGMA = 10.0
@@ -320,3 +323,16 @@ def test_provenance_and_calibration_agreement() -> None:
     wrong = [("bias", {"DET-ID": 49, "FILTER01": "HSC-G"}), ("flat", {"DET-ID": 41, "FILTER01": "HSC-R"})]
     assert calibration_agreement(wrong, detector=41, physical_filter="HSC-G") == (False, False)
     assert calibration_agreement([], detector=41, physical_filter="HSC-G") == (None, None)
+
+
+def test_deepest_coadds_shared_between_bands() -> None:
+    def ref(patch: int, band: str, visit: int | None = None) -> SimpleNamespace:
+        data_id = {"tract": 0, "patch": patch, "band": band} | ({} if visit is None else {"visit": visit})
+        return SimpleNamespace(dataId=data_id)
+
+    coadds = [ref(p, b) for b in ("g", "r") for p in range(5)]
+    depth = {0: 1, 1: 3, 2: 2, 3: 3, 4: 1}  # warps per patch
+    warps = [ref(p, b, v) for b in ("g", "r") for p, n in depth.items() for v in range(n)]
+    chosen = deepest_coadds(coadds, warps, 4)
+    assert [(c.dataId["band"], c.dataId["patch"]) for c in chosen] == [("g", 1), ("g", 3), ("r", 1), ("r", 3)]
+    assert len(deepest_coadds(coadds, warps, 100)) == 10

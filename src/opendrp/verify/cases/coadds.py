@@ -75,14 +75,22 @@ def stack_warps(warps: list[Any], shape: tuple[int, int]) -> tuple[np.ndarray, n
 
 
 def deepest_coadds(coadds: list[Any], warps: list[Any], n_max: int) -> list[Any]:
-    """The ``n_max`` coadds with the most warps (ties in data-ID order): the most area covered by >= 3
-    inputs, where single-epoch features can be told from the others."""
+    """At most ``n_max`` coadds, shared between the bands, those with the most warps first in each band (ties
+    in data-ID order): the most area covered by >= 3 inputs, where single-epoch features can be told."""
     count: dict[tuple[Any, ...], int] = defaultdict(int)
     for w in warps:
         count[(w.dataId["tract"], w.dataId["patch"], w.dataId["band"])] += 1
-    key = [count[(r.dataId["tract"], r.dataId["patch"], r.dataId["band"])] for r in coadds]
-    order = sorted(range(len(coadds)), key=lambda i: -key[i])  # stable: data-ID order among ties
-    return [coadds[i] for i in sorted(order[:n_max])]
+    by_band: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(coadds):
+        by_band[str(r.dataId["band"])].append(i)
+    ranked = [
+        sorted(idx, key=lambda i: -count[(coadds[i].dataId["tract"], coadds[i].dataId["patch"], band)])
+        for band, idx in sorted(by_band.items())
+    ]
+    chosen: list[int] = []
+    for depth in range(max(len(r) for r in ranked)):  # round robin over the bands
+        chosen.extend(r[depth] for r in ranked if depth < len(r))
+    return [coadds[i] for i in sorted(chosen[:n_max])]
 
 
 def _weights(images: np.ndarray, variances: np.ndarray) -> np.ndarray:
