@@ -16,7 +16,8 @@
   provenance cards ``LSST BUTLER INPUT k``) records the calexp's own physical filter (FILTER01 of its input
   exposures), and whose bias, dark and flat record the calexp's own detector (DET-ID).
 * With ``--truth`` (simulations): ``truth_cr_masked`` (true cosmic-ray pixels above 5 sigma masked CR, SAT
-  or BAD) and ``truth_bleed_masked`` (true full-well bleed pixels masked SAT).
+  or BAD) and ``truth_bleed_masked`` (true full-well bleed pixels masked SAT); the truth's ``exposure_id`` is
+  matched with the calexp's visit (one exposure per visit, as the simulator writes).
 
 The pixel-level checks read at most `MAX_CCDS` calexps, evenly spaced in data-ID order (deterministic).
 """
@@ -205,6 +206,18 @@ def measure_ccd(ctx: VerifyContext, ref: Any, src: Any, *, pixels: bool) -> dict
     md = dict(exp.metadata)
     row["fractions"] = im.mask_plane_fractions(exp.mask, FRACTION_PLANES)
     row["flat_ok"], row["det_ok"] = calib_consistency(ctx, ref, md)
+    row.update(_pixel_measurements(ctx, ref, exp, md, src))
+    if ctx.truth_dir is not None:
+        row["truth"] = _truth_masks(ctx, ref, exp)
+    return row
+
+
+def _pixel_measurements(
+    ctx: VerifyContext, ref: Any, exp: Any, md: dict[str, Any], src: Any
+) -> dict[str, Any]:
+    """Saturation against the raw, cosmic-ray-like pixels and annulus residuals of one calexp."""
+    row: dict[str, Any] = {}
+    visit, detector = int(ref.dataId["visit"]), int(ref.dataId["detector"])
     sat = _raw_saturation(ctx, ref, md, exp.shape)
     row["sat"] = None if sat is None else im.fraction_masked(sat, exp.mask, ["SAT"])
     masked = (exp.mask & mask_bit(*MASKED_PLANES)) != 0
@@ -216,14 +229,12 @@ def measure_ccd(ctx: VerifyContext, ref: Any, src: Any, *, pixels: bool) -> dict
     row["annulus"] = im.annulus_residuals(
         exp.image,
         exp.variance,
-        _bright_centres(src, row["visit"], row["detector"]),
+        _bright_centres(src, visit, detector),
         r_in=ANNULUS_ARCSEC[0] / scale,
         r_out=ANNULUS_ARCSEC[1] / scale,
         exclude=sources | masked,
     )
     row["pixel_scale"] = scale
-    if ctx.truth_dir is not None:
-        row["truth"] = _truth_masks(ctx, ref, exp)
     return row
 
 
