@@ -8,7 +8,8 @@ Table 1).  Rules:
   ``pipelines/DRP.yaml``) that have a ``{label}_config`` dataset in the collection, each with *that* stored
   configuration (so configuration-dependent connections are those of the run), not the YAML's defaults.
 - **The same inputs**: the non-RUN members of the collection's chain (``{instrument}/defaults``), i.e. the
-  chain without the output runs; the data query defaults to the one ``opendrp run`` uses
+  chain without the output runs; the data query is the one the runs recorded (`recorded_data_query`: each
+  RUN's documentation, written by ``run_pipeline``), else the one ``opendrp run`` uses by default
   (``instrument = I AND skymap = S``).
 - **Every quantum predicted**: the graph is built into a scratch output run that does not exist
   (`SCRATCH_RUN`), without skipping existing outputs, so nothing already done is left out.  Nothing is
@@ -19,6 +20,7 @@ Cost: one graph build (seconds for the demos; the same as the run's own graph bu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ from ..errors import RepositoryError
 from ..repo.butler import get_instrument_name, get_skymap
 from .drp import drp_pipeline_path
 
-__all__ = ["SCRATCH_RUN", "PredictedOutputs", "predict_outputs"]
+__all__ = ["SCRATCH_RUN", "PredictedOutputs", "predict_outputs", "recorded_data_query"]
 
 #: the dataset of a run's software versions (an init-output of the run, not of a task)
 PACKAGES = "packages"
@@ -87,14 +89,16 @@ def predict_outputs(
     labels : sequence of `str`
         Task labels or subsets of the run.
     where : `str`, optional
-        Data query (default: the one of ``opendrp run``).
+        Data query (default: the one the runs recorded, else the default of ``opendrp run``).
     """
     reader = Butler.from_config(str(repo), writeable=False)
     inputs = _input_collections(reader, collection)
     butler = Butler.from_config(str(repo), writeable=False, collections=inputs)
     graph = _stored_pipeline_graph(reader, collection, pipeline or drp_pipeline_path(), labels)
     if where is None:
-        where = f"instrument = '{get_instrument_name(reader)}' AND skymap = '{get_skymap(reader).name}'"
+        where = recorded_data_query(reader, collection) or (
+            f"instrument = '{get_instrument_name(reader)}' AND skymap = '{get_skymap(reader).name}'"
+        )
     builder = AllDimensionsQuantumGraphBuilder(graph, butler, where=where, output_run=SCRATCH_RUN)
     components = builder.finish(output=f"{SCRATCH_RUN}-chain", metadata={}, attach_datastore_records=False)
     predicted = components.assemble()
@@ -112,6 +116,22 @@ def predict_outputs(
             out.init_outputs.append(name)
         out.datasets[name] = [dict(data_id.required) for data_id in by_id]
     return out
+
+
+def recorded_data_query(butler: Butler, collection: str) -> str:
+    """The data query the runs of ``collection`` recorded (`run_pipeline` writes it in each RUN's
+    documentation), OR-ed when they differ; '' when none recorded one."""
+    queries: list[str] = []
+    for info in butler.collections.query_info(collection, flatten_chains=True, include_doc=True):
+        if info.type != CollectionType.RUN or not info.doc:
+            continue
+        try:
+            query = json.loads(info.doc).get("data_query")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(query, str) and query.strip() and query not in queries:
+            queries.append(query)
+    return " OR ".join(f"({q})" for q in queries)
 
 
 def _input_collections(butler: Butler, collection: str) -> list[str]:

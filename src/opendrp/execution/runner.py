@@ -282,6 +282,8 @@ def run_pipeline(
     butler = prepare_output(str(repo), inputs=inputs, output=output, output_run=output_run)
     run = butler.run
     assert run is not None
+    # the data query, for `opendrp verify` to rebuild the run's graph (execution.predict.run_data_queries)
+    butler.registry.setCollectionDocumentation(run, json.dumps({"data_query": where}))
     edir = execution_dir(repo) or Path(tempfile.mkdtemp(prefix="opendrp-exec-"))
     # outputs of quanta that ended before an earlier run was killed: registered before deciding what to do
     replay_journals(butler, edir / "journal")
