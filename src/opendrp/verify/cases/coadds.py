@@ -246,13 +246,15 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     by_band: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_band[r["band"]].append(r)
-    plots = _plots(ctx, by_band)
+    plots = _plots(ctx, th, by_band)
     for band in sorted(by_band):
         result.checks.extend(_band_checks(th, band, by_band[band], note, plots))
     return result
 
 
-def _plots(ctx: VerifyContext, by_band: dict[str, list[dict[str, Any]]]) -> dict[str, str | None]:
+def _plots(
+    ctx: VerifyContext, th: Thresholds, by_band: dict[str, list[dict[str, Any]]]
+) -> dict[str, str | None]:
     if not ctx.make_plots:
         return {}
     out: dict[str, str | None] = {}
@@ -263,6 +265,7 @@ def _plots(ctx: VerifyContext, by_band: dict[str, list[dict[str, Any]]]) -> dict
         path,
         pixel_scale=scale,
         title="coadd: residual sky around bright sources",
+        threshold=float(th.spec("coadd_background_residual").threshold or 0.0),
     )
     for band, rows in by_band.items():
         cut = [c for r in rows for c in r["cutouts"]][:4]

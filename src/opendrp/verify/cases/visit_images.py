@@ -375,7 +375,11 @@ def _background_checks(ctx: VerifyContext, th: Thresholds, pix: list[dict[str, A
         path, plot = ctx.figure("drp0030_annulus_profiles.png")
         scale = float(np.median([r["pixel_scale"] for r in pix]))
         plot_annulus_profiles(
-            by_band, path, pixel_scale=scale, title="calexp: residual sky around bright sources"
+            by_band,
+            path,
+            pixel_scale=scale,
+            title="calexp: residual sky around bright sources",
+            threshold=float(th.spec("visit_background_residual").threshold or 0.0),
         )
     fp = _focal_plane(
         ctx,
