@@ -268,8 +268,12 @@ def make_expected(
     for name, value in sorted(summary.get("figures", {}).items()):
         if name in old:
             kind, tol, why = old[name]["kind"], old[name]["tolerance"], old[name]["why"]
-        else:
+        elif name.split("[")[0] in DEFAULT_TOLERANCES:
             kind, tol, why = DEFAULT_TOLERANCES[name.split("[")[0]]
+        else:
+            raise ConfigurationError(
+                f"no default tolerance for figure {name!r}", fix="add it to DEFAULT_TOLERANCES"
+            )
         finite = value is not None and math.isfinite(float(value))
         figures[name] = {"value": value if finite else None, "kind": kind, "tolerance": tol, "why": why}
     return {
