@@ -9,7 +9,7 @@ from tests.conftest import make_raw
 from opendrp.cli.main import cli
 
 
-@pytest.mark.parametrize("command", ["simulate", "init", "ingest", "run", "qa", "demo"])
+@pytest.mark.parametrize("command", ["simulate", "init", "ingest", "run", "verify", "dashboard", "demo"])
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0

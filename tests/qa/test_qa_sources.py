@@ -1,4 +1,4 @@
-"""Tests of the single-visit Source-table metrics of run_qa."""
+"""Tests of the single-visit Source-table statistics (`source_metrics`) on synthetic visits."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from opendrp.errors import ConfigurationError
-from opendrp.qa import QAConfig, run_qa
-from opendrp.qa._sources import match_to_nearest, repeatability_mmag
+from opendrp.qa import match_to_nearest, repeatability_mmag, source_metrics
+from opendrp.qa._sources import source_tables
 
 N_VISITS = 5
 NOISE = 0.02  # per-visit fractional flux scatter
@@ -55,12 +55,23 @@ def test_repeatability():
     assert np.isnan(repeatability_mmag(np.array([0]), np.array([20.0])))
 
 
-def test_sources_metrics(survey, tmp_path):
+def _metrics(survey, tables) -> dict:  # type: ignore[no-untyped-def]
+    tabs, label = source_tables(tables, ["g", "r"])
+    return source_metrics(
+        tabs,
+        label,
+        truth=survey.truth,
+        t_star=survey.truth["is_star"].to_numpy(bool),
+        radius_arcsec=0.5,
+        snr_min=50.0,
+    )
+
+
+def test_sources_metrics(survey):
     src = pd.concat([_sources(survey.truth, "g", 1), _sources(survey.truth, "r", 2)], ignore_index=True)
-    cfg = QAConfig(make_plots=False)
-    m = run_qa(survey.objects, survey.truth, sources=src, outdir=tmp_path, config=cfg)
+    m = _metrics(survey, src)
     for b in ("g", "r"):
-        s = m["sources"][b]
+        s = m[b]
         assert s["n_matched"]["value"] == s["n_sources"]["value"]
         p, a = s["photometry"], s["astrometry"]
         assert abs(p["offset_median"]["value"]) < 0.002
@@ -69,19 +80,12 @@ def test_sources_metrics(survey, tmp_path):
         # rms over 5 visits of a 2% scatter: 21.7 mmag (median of per-star sample rms, biased slightly low).
         assert 17.0 < s["repeatability"]["value"] < 22.5
         assert s["repeatability"]["unit"] == "mmag"
-    assert "Single-visit sources" in (tmp_path / "index.html").read_text()
     # The same, one table per band.
-    m2 = run_qa(
-        survey.objects,
-        survey.truth,
-        sources={"g": src[src.band == "g"].drop(columns="band")},
-        outdir=tmp_path / "b",
-        config=cfg,
-    )
-    assert m2["sources"]["g"] == m["sources"]["g"] and list(m2["sources"]) == ["g"]
+    m2 = _metrics(survey, {"g": src[src.band == "g"].drop(columns="band")})
+    assert m2["g"] == m["g"] and list(m2) == ["g"]
 
 
-def test_sources_need_band_column(survey, tmp_path):
+def test_sources_need_band_column(survey):
     src = _sources(survey.truth, "g", 1).drop(columns="band")
     with pytest.raises(ConfigurationError, match="'band'"):
-        run_qa(survey.objects, survey.truth, sources=src, outdir=tmp_path, config=QAConfig(make_plots=False))
+        _metrics(survey, src)

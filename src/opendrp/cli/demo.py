@@ -1,4 +1,4 @@
-"""The end-to-end demo: simulate -> init -> ingest -> calibrations -> DRP -> Object table -> QA."""
+"""The end-to-end demo: simulate -> init -> ingest -> calibrations -> DRP -> Object table -> verify."""
 
 from __future__ import annotations
 
@@ -21,19 +21,20 @@ def run_demo(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> bool:
-    """Run the whole chain on a simulation preset or config; returns whether QA passed.
+    """Run the whole chain on a simulation preset or config, then verify it; True when the chain ran.
 
+    The verdicts of the verification are results, not errors: they do not change the return value.
     Layout of ``outdir``: ``sim/`` (raw files, truth, refcat), ``repo/`` (the Butler repository),
-    ``truth/truth.parquet``, ``catalogs/object.parquet``, ``qa/metrics.json`` and ``qa/index.html``.
+    ``truth/truth.parquet``, ``catalogs/object.parquet``, ``summary.json`` (the figures the installation
+    check compares), ``verify/`` (verify.json, verify.md, index.html, figures/).
     """
     from astropy.table import Table
 
-    from ..execution import coverage_polygons, export_object_table, run_drp
+    from ..execution import export_object_table, run_drp
     from ..instrument import Camera
-    from ..qa import run_qa
     from ..repo import create_repo, ingest_raws, ingest_refcat
     from ..sim import load_sim_config, simulate
-    from .main import _print_qa_summary, _skymap_config_from
+    from .main import _skymap_config_from
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -87,16 +88,8 @@ def run_demo(
     )
     echo(f"Object table: {len(objects)} rows")
 
-    step("qa")
-    metrics = run_qa(
-        outdir / "catalogs" / "object.parquet",
-        outdir / "truth" / "truth.parquet",
-        refcat=sim_dir / "refcat" / "refcat.parquet",
-        outdir=outdir / "qa",
-        footprint_polygons=coverage_polygons(outdir / "repo", reports[-1].output_chain),
-        sources=_single_visit_sources(outdir / "repo", reports[-1].output_chain),
-        blind=_sealed_insertions(sim_dir),
-    )
+    step("verify")
+    doc = _verify(outdir, sim_dir, reports[-1].output_chain, config)
     total = time.perf_counter() - t_start
     names = list(timings)
     ends = [timings[n] for n in names[1:]] + [t_start + total]
@@ -107,32 +100,34 @@ def run_demo(
         + ", ".join(f"{n} {e - timings[n]:.0f} s" for n, e in zip(names, ends))
         + f"; total {total:.0f} s"
     )
-    _print_qa_summary(metrics, str(outdir / "qa"))
+    from ..verify import summary_lines
+
+    for line in summary_lines(doc):
+        echo("  " + line)
     echo(f"  repository:   {outdir / 'repo'}   (try: butler query-datasets {outdir / 'repo'})")
     echo(f"  Object table: {outdir / 'catalogs' / 'object.parquet'}")
     echo(f"  truth:        {outdir / 'truth' / 'truth.parquet'}")
-    echo(f"  QA report:    {outdir / 'qa' / 'index.html'}")
+    echo(f"  verification: {outdir / 'verify' / 'index.html'} (verify.json, verify.md)")
+    echo(f"  installation check: opendrp verify --demo-expected {outdir}")
     if n_failed:
         echo(f"  {n_failed} quanta failed (see above)")
-    return bool(metrics.get("ok", False))
+    return True
 
 
-def _single_visit_sources(repo: Path, collection: str) -> object:
-    """All single-visit Source tables of the run, with their band, for single-visit QA (repeatability)."""
-    from astropy.table import vstack
+def _verify(outdir: Path, sim_dir: Path, collection: str, config: str) -> dict[str, object]:
+    """The demo's summary figures (summary.json, for the installation check), then `opendrp verify`."""
+    import json
 
-    from ..repo import open_butler
+    from ..sim import preset_names
+    from ..verify import run_verify
+    from ..verify.cases.installation import demo_summary
 
-    butler = open_butler(repo, collections=[collection])
-    refs = butler.query_datasets("src", collections=collection, explain=False, limit=None)
-    columns = ["coord_ra", "coord_dec", "psfFlux", "psfFluxErr", "band", "visit", "detector"]
-    tables = [butler.get(ref, parameters={"columns": columns}) for ref in refs]
-    return vstack(tables, metadata_conflicts="silent") if tables else None
-
-
-def _sealed_insertions(sim_dir: Path) -> Path | None:
-    """The sealed blind-insertion file, opened after the blind run (None when the survey has none)."""
-    import pyarrow.parquet as pq
-
-    path = sim_dir / "truth" / "sealed" / "blind.parquet"
-    return path if path.exists() and pq.ParquetFile(path).metadata.num_rows > 0 else None
+    preset = config if config in preset_names() else f"custom:{Path(config).name}"
+    summary = demo_summary(outdir / "repo", collection, preset=preset)
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return run_verify(
+        outdir / "repo",
+        out_dir=outdir / "verify",
+        collection=collection,
+        truth=sim_dir / "truth" / "truth.parquet",
+    )

@@ -90,9 +90,28 @@ def verify(
 
 
 def _installation_check(demo_dir: Path) -> None:
-    from ..verify.cases.installation import compare_demo_dir
+    """DRP-00-00: DEMO_DIR/summary.json against the expected values of its preset; prints ok or NOT ok."""
+    import json
 
-    ok, lines = compare_demo_dir(demo_dir)
+    from ..errors import ConfigurationError
+    from ..verify.cases.installation import compare_with_expected, load_expected
+
+    path = demo_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigurationError(
+            "no demo summary (summary.json) here", where=str(demo_dir), fix="run `opendrp demo` first"
+        ) from None
+    preset = summary.get("preset")
+    expected = load_expected(str(preset)) if preset else None
+    if expected is None:
+        raise ConfigurationError(
+            f"no expected values shipped for the demo configuration {preset!r}",
+            where=str(path),
+            fix="the installation check compares the presets' demos (opendrp demo --preset tiny|small)",
+        )
+    ok, lines = compare_with_expected(summary, expected)
     for line in lines:
         click.echo(line)
     click.echo("ok" if ok else "NOT ok")

@@ -1,32 +1,17 @@
-"""Quality assurance of data-release catalogs: match the Object table to the truth and a reference catalog,
-compute completeness, photometric, astrometric and star/galaxy metrics, write metrics.json and an HTML page.
+"""Catalog matching and accuracy statistics: the plain functions on arrays that `opendrp.verify` builds its
+checks from (matching one-to-one and to the nearest, completeness curves, photometric and astrometric
+statistics, star/galaxy separation, single-visit source statistics, blind-insertion scores, footprints).
 
-All metrics are plain functions on arrays (`opendrp.qa.metrics`); `run_qa` is the thin orchestration.
-
-metrics.json (schema_version 1). Every number is ``{"value": v, "unit": u}`` (u in count, fraction, sigma,
-mag, mmag, mas, arcsec, deg2, "" for pure numbers; NaN is written as null):
-
-- ``schema_version``, ``opendrp_version``, ``created``, ``inputs`` {object_table, truth, refcat, sources},
-  ``config`` (`QAConfig` fields), ``bands``.
-- ``summary``: n_objects, n_primary, n_truth, n_truth_in_footprint, n_matched, matched_fraction (of primary
-  objects), truth_matched_fraction (of truth in the footprint), footprint_area, match_radius.
-- ``completeness[band]``: mag_bin_edges, and for ``star``/``galaxy``/``all``: n_truth, n_matched,
-  completeness (lists per bin), mag_50, mag_90.
-- ``photometry[band]`` (true stars, S/N > snr_min): n, snr_min, offset_median, offset_scatter,
-  normalized_median, normalized_scatter, mag_offset_median.
-- ``astrometry[band]`` (same stars): n, snr_min, dra_median, ddec_median, dra_scatter, ddec_scatter,
-  coord_scatter.
-- ``star_galaxy`` (or null): snr_min, n_star, n_galaxy, star_fraction_correct, galaxy_fraction_correct.
-- ``refcat`` (or null): n_refcat, n_matched, bands, selection, photometry[band], astrometry[band].
-- ``sources`` (or null): per band n_sources, n_matched, photometry, astrometry, repeatability.
-- ``checks``: list of {name, band, metric, value, threshold, unit, comparison, status (pass/fail/no data),
-  passed}; ``ok``: all checks passed; ``figures``: name -> PNG file beside metrics.json.
+Every function takes matched arrays or tables (the caller selects the rows) and returns plain numbers or small
+frozen dataclasses; statistics ignore non-finite values and an empty selection gives NaN, never an error.  The
+report that used to be written here (``opendrp qa``) is part of ``opendrp verify`` now.
 """
 
-from ._footprint import OccupancyFootprint
-from ._match import match_catalogs
+from ._blind import blind_metrics
+from ._footprint import OccupancyFootprint, PolygonFootprint
+from ._match import match_catalogs, radec_to_unit_vectors
+from ._sources import match_to_nearest, repeatability_mmag, source_metrics
 from ._stats import flux_to_mag, robust_scatter, sky_offsets_mas
-from .config import QAConfig
 from .metrics import (
     AstrometryStats,
     CompletenessCurve,
@@ -39,25 +24,27 @@ from .metrics import (
     photometry_stats,
     star_galaxy_stats,
 )
-from .report import METRICS_SCHEMA_VERSION, run_qa
 
 __all__ = [
-    "METRICS_SCHEMA_VERSION",
     "AstrometryStats",
     "CompletenessCurve",
     "OccupancyFootprint",
     "PhotometryStats",
-    "QAConfig",
+    "PolygonFootprint",
     "StarGalaxyStats",
     "astrometry_stats",
+    "blind_metrics",
     "completeness_curve",
     "completeness_limit",
     "flux_to_mag",
     "magnitude_bins",
     "match_catalogs",
+    "match_to_nearest",
     "photometry_stats",
+    "radec_to_unit_vectors",
+    "repeatability_mmag",
     "robust_scatter",
-    "run_qa",
     "sky_offsets_mas",
+    "source_metrics",
     "star_galaxy_stats",
 ]

@@ -126,8 +126,8 @@ def source_metrics(
     Returns
     -------
     metrics : `dict`
-        Per band: ``n_sources``, ``n_matched``, ``photometry``/``astrometry`` statistics (see `run_qa`) and
-        ``repeatability`` (mmag).
+        Per band: ``n_sources``, ``n_matched``, ``photometry``/``astrometry`` statistics
+        (`photometry_stats`, `astrometry_stats`) and ``repeatability`` (mmag).
     """
     t_ra, t_dec = as_float(truth, "ra"), as_float(truth, "dec")
     out: dict[str, Any] = {}

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from numpy.typing import ArrayLike, NDArray  # noqa: E402
 
-from ..qa.metrics import CompletenessCurve  # noqa: E402
+from ..qa import CompletenessCurve  # noqa: E402
 
 __all__ = [
     "plot_ccd_map",

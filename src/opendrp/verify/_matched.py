@@ -23,8 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from scipy.spatial import cKDTree
 
-from ..qa import match_catalogs
-from ..qa._match import radec_to_unit_vectors
+from ..qa import match_catalogs, radec_to_unit_vectors
 
 __all__ = [
     "associate_sources",

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
-from ..qa._match import radec_to_unit_vectors
+from ..qa import radec_to_unit_vectors
 from ._matched import compress_ids, group_mean_radec, median_std_factor
 
 __all__ = [

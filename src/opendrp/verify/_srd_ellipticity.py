@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
-from ..qa._match import radec_to_unit_vectors
+from ..qa import radec_to_unit_vectors
 
 __all__ = [
     "TE_BIN_EDGES_ARCMIN",

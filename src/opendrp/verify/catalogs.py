@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
-from ..qa._stats import robust_scatter
+from ..qa import robust_scatter
 
 __all__ = [
     "FWHM_PER_SIGMA",

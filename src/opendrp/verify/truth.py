@@ -20,7 +20,7 @@ radius the caller derives from the PSF FWHM.  Rules (units: fluxes nJy, magnitud
 - **Star/galaxy**: true stars with S/N > `SNR_STAR_GALAXY` in the reference band classified point-like
   (``refExtendedness == 0``); the galaxies' fraction classified extended as a metric.
 - **Blind insertions** (``sealed/blind.parquet`` beside the truth, when present and non-empty): the scores of
-  `opendrp.qa._blind.blind_metrics` as metrics.
+  `opendrp.qa.blind_metrics` as metrics.
 """
 
 from __future__ import annotations
@@ -34,12 +34,19 @@ from astropy.table import Table
 from numpy.typing import NDArray
 
 from ..execution.drp import coverage_polygons
-from ..qa._blind import blind_metrics
-from ..qa._footprint import PolygonFootprint
-from ..qa._match import match_catalogs
-from ..qa._sources import match_to_nearest, source_metrics
-from ..qa._stats import flux_to_mag, sky_offsets_mas
-from ..qa.metrics import CompletenessCurve, completeness_curve, completeness_limit, magnitude_bins
+from ..qa import (
+    CompletenessCurve,
+    PolygonFootprint,
+    blind_metrics,
+    completeness_curve,
+    completeness_limit,
+    flux_to_mag,
+    magnitude_bins,
+    match_catalogs,
+    match_to_nearest,
+    sky_offsets_mas,
+    source_metrics,
+)
 from . import _catalog_plots as plots
 from .catalogs import flux_residuals, position_residual_stats, residual_stats, signal_to_noise
 from .context import VerifyContext
@@ -216,7 +223,7 @@ def object_truth_checks(
     for band in bands:
         checks += _coadd_flux_checks(ctx, th, prim, tru, band, i_obj, i_tru, snr[band], crowded)
     best = np.fmax.reduce(np.vstack(list(snr.values())), axis=0) if bands else np.full(len(prim), np.nan)
-    checks.append(_position_check(th, p_ra, p_dec, t_ra, t_dec, i_obj, i_tru, t_star, best, crowded))
+    checks.append(_position_check(ctx, th, p_ra, p_dec, t_ra, t_dec, i_obj, i_tru, t_star, best, crowded))
     obj_matched = np.zeros(len(prim), bool)
     obj_matched[i_obj] = True
     footprint = surveyed_footprint(ctx)
@@ -329,6 +336,7 @@ def _coadd_flux_checks(
 
 
 def _position_check(
+    ctx: VerifyContext,
     th: Thresholds,
     p_ra: NDArray[np.float64],
     p_dec: NDArray[np.float64],
@@ -343,8 +351,12 @@ def _position_check(
     sel = t_star[i_tru] & (best_snr[i_obj] > SNR_MIN) & ~crowded[i_obj]
     dra, ddec = sky_offsets_mas(p_ra[i_obj][sel], p_dec[i_obj][sel], t_ra[i_tru][sel], t_dec[i_tru][sel])
     st = position_residual_stats(dra, ddec)
+    beyond_50 = float(np.mean(np.hypot(dra, ddec) > 50.0)) if st.n else float("nan")
+    ctx.add_metric("truth_position_robust_scatter", "all", st.robust_scatter, "mas", n=st.n)
+    ctx.add_metric("truth_position_beyond_50mas", "all", beyond_50, "fraction", n=st.n)
     reason = (
         f"{st.n} isolated true stars, S/N > {SNR_MIN:g}; robust scatter {st.robust_scatter:.3g} mas, "
+        f"{100 * beyond_50:.3g} % beyond 50 mas, "
         f"median dRA {st.dra_median:.3g}, dDec {st.ddec_median:.3g} mas"
     )
     return th.evaluate("truth_position_rms", st.rms, reason=reason, n=st.n, missing="no isolated true star")

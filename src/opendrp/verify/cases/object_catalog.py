@@ -35,7 +35,7 @@ from astropy.table import Table
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from ...qa._match import match_catalogs, radec_to_unit_vectors
+from ...qa import match_catalogs, radec_to_unit_vectors
 from .. import _catalog_plots as plots
 from .. import truth as truth_checks
 from ..catalogs import (

@@ -38,8 +38,7 @@ import numpy as np
 from astropy.table import Table
 from numpy.typing import NDArray
 
-from ...qa._sources import match_to_nearest
-from ...qa._stats import flux_to_mag, sky_offsets_mas
+from ...qa import flux_to_mag, match_to_nearest, sky_offsets_mas
 from .. import _catalog_plots as plots
 from .. import truth as truth_checks
 from ..catalogs import (
