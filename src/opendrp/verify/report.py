@@ -212,24 +212,17 @@ def _html_case(case_id: str, case: dict[str, Any]) -> str:
         f"<p class=small>reference {escape(case['section'])}</p>",
     ]
     figures: list[str] = []
-    if case["checks"]:
+    problems = [c for c in case["checks"] if c["status"] != "pass"]
+    passing = [c for c in case["checks"] if c["status"] == "pass"]
+    if problems:
+        parts.append(_html_checks(problems, figures))
+    if passing:
         parts.append(
-            "<table><tr><th>Check</th><th>Status</th><th>Value</th><th>Threshold</th><th>Reference</th>"
-            "<th>Reason</th><th>Plot</th></tr>"
+            f"<details{' open' if len(passing) <= 12 else ''}>"
+            f"<summary>{len(passing)} passing checks</summary>"
+            + _html_checks(passing, figures)
+            + "</details>"
         )
-        for c in case["checks"]:
-            plot = c.get("plot")
-            link = ""
-            if plot:
-                if plot not in figures:
-                    figures.append(plot)
-                link = f"<a href='#fig-{_anchor(plot)}'>plot</a>"
-            parts.append(
-                f"<tr><td>{escape(c['name'])}</td><td class={_cls(c['status'])}>{escape(c['status'])}</td>"
-                f"<td>{escape(_value(c))}</td><td>{escape(_threshold(c))}</td>"
-                f"<td>{escape(c.get('section', ''))}</td><td>{escape(c['reason'])}</td><td>{link}</td></tr>"
-            )
-        parts.append("</table>")
     for name, rows in case.get("tables", {}).items():
         parts.append(f"<h3>{escape(name)}</h3>" + _html_table(rows))
     for fig in case.get("figures", []):
@@ -241,6 +234,28 @@ def _html_case(case_id: str, case: dict[str, Any]) -> str:
             f"alt='{escape(fig)}'></a>"
         )
     return "\n".join(parts)
+
+
+def _html_checks(checks: list[dict[str, Any]], figures: list[str]) -> str:
+    """A table of checks, each linked to its figure (collected in ``figures`` to show below)."""
+    rows = [
+        "<table><tr><th>Check</th><th>Status</th><th>Value</th><th>Threshold</th><th>Reference</th>"
+        "<th>Reason</th><th>Plot</th></tr>"
+    ]
+    for c in checks:
+        plot = c.get("plot")
+        link = ""
+        if plot:
+            if plot not in figures:
+                figures.append(plot)
+            link = f"<a href='#fig-{_anchor(plot)}'>plot</a>"
+        rows.append(
+            f"<tr><td>{escape(c['name'])}</td><td class={_cls(c['status'])}>{escape(c['status'])}</td>"
+            f"<td>{escape(_value(c))}</td><td>{escape(_threshold(c))}</td>"
+            f"<td>{escape(c.get('section', ''))}</td><td>{escape(c['reason'])}</td><td>{link}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def _html_table(rows: list[dict[str, Any]]) -> str:
