@@ -139,6 +139,10 @@ def test_damage_is_reported_exactly(damaged: dict[str, Any]) -> None:
         "required_products[dataset_type=src",
     }
     assert doc["test_cases"]["DRP-00-10"]["status"] == "fail"
+    reasons = " ".join(c["reason"] for c in _checks(doc, "DRP-00-10").values() if c["status"] == "fail")
+    assert reasons.count("missing {") == 2
+    check = _checks(doc, "DRP-00-00")["demo_expected"]  # the truncated src cannot be read
+    assert check["status"] == "fail" and "could not be computed" in check["reason"]
 
 
 # ------------------------------------------------------------------------------------------------ logic
@@ -160,6 +164,16 @@ def test_count_products_no_work_and_missing() -> None:
     )  # fmt: skip
     assert rows["calexp", 6].fraction == 0.5
     assert rows["packages", "-"].fraction == 1.0
+    # detector 2 registered but its file bad (not actual): missing, not "no work"
+    registered = {"calexp": actual["calexp"] | {(("detector", 2), ("visit", 1))}}
+    (row5,) = [
+        r
+        for r in count_products(
+            expected, actual=actual, ended=ended, overlaps=overlaps, registered=registered
+        )
+        if r.dataset_type == "calexp" and r.tract == 5
+    ]
+    assert (row5.actual, row5.no_work, row5.missing) == (1, 0, [(("detector", 2), ("visit", 1))])
 
 
 def test_fits_layout_and_truncation(tmp_path: Path) -> None:

@@ -159,6 +159,7 @@ def count_products(
     actual: Mapping[str, set[DataIdKey]],
     ended: Callable[[str, Mapping[str, Any]], bool],
     overlaps: Mapping[tuple[int, int], Sequence[int]],
+    registered: Mapping[str, set[DataIdKey]] | None = None,
 ) -> list[ProductCount]:
     """Count expected, actual, no-work and missing datasets per dataset type and tract.
 
@@ -172,6 +173,9 @@ def count_products(
         ``ended(dataset_type, data_id)``: whether the quantum that produces it ended (its metadata exists).
     overlaps : `dict`
         ``(visit, detector) -> tracts`` (`tracts_of`).
+    registered : `dict` [`str`, `set`], optional
+        Dataset type -> keys of the registered datasets (default ``actual``): a registered dataset that
+        does not count as actual (its file is bad) is missing, never "no work".
 
     Returns
     -------
@@ -181,10 +185,11 @@ def count_products(
     rows: dict[tuple[str, str], ProductCount] = {}
     for dataset_type, data_ids in expected.items():
         have = actual.get(dataset_type, set())
+        known = (actual if registered is None else registered).get(dataset_type, set())
         for data_id in data_ids:
             key = data_id_key(data_id)
             present = key in have
-            no_work = not present and ended(dataset_type, data_id)
+            no_work = not present and key not in known and ended(dataset_type, data_id)
             for tract in tracts_of(data_id, overlaps):
                 row = rows.setdefault(
                     (dataset_type, str(tract)), ProductCount(dataset_type=dataset_type, tract=tract)

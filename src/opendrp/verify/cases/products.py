@@ -361,7 +361,12 @@ def run_products(ctx: VerifyContext, th: Thresholds) -> CaseResult:
         name: {data_id_key(r.dataId.required) for r in audit.refs.get(name, []) if audit.good(r)}
         for name in expected
     }
-    counts = count_products(expected, actual=good, ended=audit.ended, overlaps=audit.overlaps)
+    registered = {
+        name: {data_id_key(r.dataId.required) for r in audit.refs.get(name, [])} for name in expected
+    }
+    counts = count_products(
+        expected, actual=good, ended=audit.ended, overlaps=audit.overlaps, registered=registered
+    )
     result.checks += _count_checks(th, "required_products", counts, by_tract=True, what="good files")
     result.tables["Table 1: expected and actual release products per dataset type and tract"] = [
         c.row() for c in counts
