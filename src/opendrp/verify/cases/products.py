@@ -70,6 +70,8 @@ class _Audit:
     records: dict[str, list[FileRecord]]
     problems: dict[str, str] = field(default_factory=dict)
     """dataset ID -> why its file is not good (absent when good)."""
+    key_cache: dict[str, set[Any]] = field(default_factory=dict)
+    """dataset type -> data ID keys of its registered datasets."""
 
     def good(self, ref: Any) -> bool:
         return str(ref.id) not in self.problems
@@ -90,7 +92,10 @@ class _Audit:
         return sorted(predicted[0]) if predicted else None
 
     def _keys(self, dataset_type: str) -> set[Any]:
-        return {data_id_key(ref.dataId.required) for ref in self.refs.get(dataset_type, [])}
+        if dataset_type not in self.key_cache:
+            refs = self.refs.get(dataset_type, [])
+            self.key_cache[dataset_type] = {data_id_key(ref.dataId.required) for ref in refs}
+        return self.key_cache[dataset_type]
 
 
 def _audit(ctx: VerifyContext) -> _Audit:
