@@ -53,6 +53,17 @@ def make_raw(
     return write_raw(path, pixels, header, camera)
 
 
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `tiny` demo, made once per test session (simulate, DRP, verify; ~100 s): the e2e tests and the
+    DRP-00 product tests read it; a test that damages it restores what it changed."""
+    from opendrp.cli.demo import run_demo
+
+    out = tmp_path_factory.mktemp("tiny") / "out"
+    run_demo("tiny", out, progress=False, echo=lambda s: None)
+    return out
+
+
 @pytest.fixture()
 def repo(tmp_path: Path, small_camera: Camera) -> Path:
     root = tmp_path / "repo"

@@ -7,15 +7,12 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from opendrp.cli.demo import run_demo
 from opendrp.repo import open_butler
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny") / "out"
-    run_demo("tiny", out, progress=False, echo=lambda s: None)
-    return out
+def release(tiny_release: Path) -> Path:
+    return tiny_release
 
 
 def test_products_exist(release: Path) -> None:

@@ -1,8 +1,8 @@
 """Releases processed with deliberately broken configurations fail the DRP-00 cases they should.
 
 One small survey with artefacts (cosmic rays, a satellite trail in every visit, bright saturated stars) is
-processed once as it should be (its g band: 3 visits of 3 CCDs), then four times more into other collections of the same repository, each with
-one thing broken:
+processed once as it should be (its g band: 3 visits of 3 CCDs), then four times more into other collections
+of the same repository, each with one thing broken:
 
 (a) the g-band CCDs calibrated with r-band master flats (certified under g-band data IDs);
 (b) cosmic-ray repair switched off;

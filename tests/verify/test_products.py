@@ -1,14 +1,15 @@
 """DRP-00-00/05/10 on a real tiny release: the clean release passes, a deleted calexp and a truncated src
 are reported, exactly; and the logic of `opendrp.verify.products` on small known cases.
 
-One tiny release is built (~100 s); it is verified clean first, then one calexp file is deleted and one src
-file truncated in place and it is verified again (the ``damaged`` fixture depends on ``clean``).
+The session's tiny release (``tiny_release``) is verified clean first, then one calexp file is deleted and
+one src file truncated in place and it is verified again (the ``damaged`` fixture depends on ``clean``), and
+both files are restored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from opendrp.cli.demo import run_demo
 from opendrp.repo import open_butler
-from opendrp.verify.cases.installation import SUMMARY_FILE, compare_with_expected, demo_summary, load_expected
+from opendrp.verify.cases.installation import compare_with_expected, demo_summary, load_expected
 from opendrp.verify.products import (
     count_products,
     file_problem,
@@ -38,12 +38,8 @@ COLLECTION = "HSC/runs/drp"
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny_products") / "out"
-    run_demo("tiny", out, progress=False, echo=lambda s: None)
-    if not (out / SUMMARY_FILE).exists():  # until `opendrp demo` writes it
-        (out / SUMMARY_FILE).write_text(json.dumps(demo_summary(out / "repo", preset="tiny")))
-    return out
+def release(tiny_release: Path) -> Path:
+    return tiny_release
 
 
 def _verify(release: Path, name: str) -> dict[str, Any]:
@@ -58,17 +54,25 @@ def clean(release: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def damaged(release: Path, clean: dict[str, Any]) -> dict[str, Any]:
-    """The release with one calexp deleted and one src truncated: (doc, calexp data ID, src data ID)."""
+def damaged(release: Path, clean: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The release with one calexp deleted and one src truncated: (doc, calexp data ID, src data ID).
+
+    The release is shared with other test modules: both files are restored afterwards.
+    """
     butler = open_butler(release / "repo", collections=[COLLECTION])
     calexp = butler.query_datasets("calexp", explain=False, limit=None)[0]
     src = butler.query_datasets("src", explain=False, limit=None)[-1]
-    Path(butler.getURI(calexp).ospath).unlink()
-    path = Path(butler.getURI(src).ospath)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    doc = _verify(release, "verify_damaged")
-    return {"doc": doc, "calexp": dict(calexp.dataId.required), "src": dict(src.dataId.required)}
+    calexp_path = Path(butler.getURI(calexp).ospath)
+    src_path = Path(butler.getURI(src).ospath)
+    saved = {calexp_path: calexp_path.read_bytes(), src_path: src_path.read_bytes()}
+    try:
+        calexp_path.unlink()
+        src_path.write_bytes(saved[src_path][: len(saved[src_path]) // 2])
+        doc = _verify(release, "verify_damaged")
+        yield {"doc": doc, "calexp": dict(calexp.dataId.required), "src": dict(src.dataId.required)}
+    finally:
+        for path, data in saved.items():
+            path.write_bytes(data)
 
 
 def _checks(doc: dict[str, Any], case: str) -> dict[str, dict[str, Any]]:
