@@ -19,7 +19,15 @@ from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, Timespan
 
 from ..errors import ConfigurationError, RepositoryError
-from ..repo.butler import calib_collection, defaults_chain, get_instrument_name, get_skymap, open_butler
+from ..repo.butler import (
+    calib_collection,
+    check_collection_name,
+    check_run_inputs,
+    defaults_chain,
+    get_instrument_name,
+    get_skymap,
+    open_butler,
+)
 from .runner import (
     ExecutionOptions,
     RunReport,
@@ -172,11 +180,18 @@ def run_drp(
     use_execution_options(options, resume=resume)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise ConfigurationError(f"unknown step(s) {unknown}", fix=f"steps are {list(STEPS)}")
+        raise ConfigurationError(
+            f"unknown step(s) {unknown}", where="--steps", fix=f"steps are {list(STEPS)}"
+        )
+    if not steps:
+        raise ConfigurationError("no step given", where="--steps", fix=f"steps are {list(STEPS)}")
     butler = open_butler(repo)
     inst = get_instrument_name(butler, instrument)
     skymap = get_skymap(butler)
     output = output or default_output(inst)
+    check_collection_name(output, where="--output")
+    if "drp" in steps:
+        check_run_inputs(butler, inst, where=where, output=output)
     drp_inputs = list(inputs) if inputs else [defaults_chain(inst)]
     with warm_workers(options):  # one set of worker processes for every step
         return _run_steps(
