@@ -135,15 +135,28 @@ class Workspace:
                 shutil.rmtree(repo, ignore_errors=True)
                 check(["init", str(repo), *self.init_args()])
         if not list((self.full / "HSC" / "raw").rglob("*.fits")):
-            check(["ingest", str(self.full), str(self.sim / "raw"), "--no-progress",
-                   "--refcat", str(self.sim / "refcat" / "refcat.parquet")])
+            check(
+                [
+                    "ingest",
+                    str(self.full),
+                    str(self.sim / "raw"),
+                    "--no-progress",
+                    "--refcat",
+                    str(self.sim / "refcat" / "refcat.parquet"),
+                ]
+            )
         if not list((self.norefcat / "HSC" / "raw").rglob("*.fits")):
             check(["ingest", str(self.norefcat), str(self.sim / "raw" / "science"), "--no-progress"])
         shutil.rmtree(self.cases, ignore_errors=True)
         self.cases.mkdir()
 
     def init_args(self) -> list[str]:
-        return ["--camera", str(self.sim / "camera.yaml"), "--skymap-config", str(self.sim / "sim_config.yaml")]
+        return [
+            "--camera",
+            str(self.sim / "camera.yaml"),
+            "--skymap-config",
+            str(self.sim / "sim_config.yaml"),
+        ]
 
     def science(self) -> list[Path]:
         return sorted((self.sim / "raw" / "science").glob("*.fits"))
@@ -211,8 +224,12 @@ def key_of(path: Path) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- raw files
 def _cards(cards: dict[str, Any]) -> dict[str, Any]:
     """Keyword spelling (``EXP_ID`` -> ``EXP-ID``); a new EXPID gets its own EXP-ID unless one is given."""
-    out = {k.replace("_", "-") if k in ("EXP_ID", "DET_ID", "DATE_OBS", "DATA_TYP", "BORE_RA", "BORE_DEC")
-           else k: v for k, v in cards.items()}
+    out = {
+        k.replace("_", "-")
+        if k in ("EXP_ID", "DET_ID", "DATE_OBS", "DATA_TYP", "BORE_RA", "BORE_DEC")
+        else k: v
+        for k, v in cards.items()
+    }
     if "EXPID" in out and "EXP-ID" not in out:
         out["EXP-ID"] = f"HSCP{out['EXPID']}"
     return out
@@ -265,74 +282,195 @@ def raw_cases() -> list[RawCase]:
         return tuple(fits.getdata(sci(ws)).shape)  # type: ignore[return-value]
 
     cases = [
-        RawCase("exp-id clash", lambda d, ws: [edit_header(sci(ws, 0), d / "clash.fits", EXPID=5001,
-                                                           EXP_ID=fits.getheader(sci(ws, 1))["EXP-ID"])]),
-        RawCase("DATE-OBS 9999", lambda d, ws: [edit_header(sci(ws), d / "y9999.fits", EXPID=5002,
-                                                            EXP_ID="HSC5002", DATE_OBS="9999-12-31T23:59:59.000")]),
-        RawCase("DATE-OBS year 1", lambda d, ws: [edit_header(sci(ws), d / "y1.fits", EXPID=5003,
-                                                              EXP_ID="HSC5003", DATE_OBS="0001-01-01T00:00:00.000")]),
-        RawCase("re-delivered EXPTIME", lambda d, ws: [edit_header(
-            sci(ws), d / "redelivered.fits", EXPTIME=float(fits.getheader(sci(ws))["EXPTIME"]) + 5.0)],
-            pre_ingest=True),
-        RawCase("re-delivered other detector, EXPTIME", lambda d, ws: [edit_header(
-            sci(ws, 1), d / "redelivered2.fits", EXPID=int(fits.getheader(sci(ws, 0))["EXPID"]),
-            EXP_ID=fits.getheader(sci(ws, 0))["EXP-ID"], DET_ID=_other_det(ws),
-            EXPTIME=float(fits.getheader(sci(ws))["EXPTIME"]) + 5.0)], pre_ingest=True),
-        RawCase("3-D array", lambda d, ws: [new_data(sci(ws), d / "cube.fits",
-                                                     np.zeros((2, *shape(ws)), np.int16), EXPID=5004)]),
-        RawCase("float DET-ID 49.7", lambda d, ws: [edit_header(sci(ws), d / "det497.fits", EXPID=5005,
-                                                                EXP_ID="HSC5005", DET_ID=49.7)]),
-        RawCase("float EXPID 5006.5", lambda d, ws: [edit_header(sci(ws), d / "exp5006.fits", EXPID=5006.5,
-                                                                 EXP_ID="HSC5006")]),
+        RawCase(
+            "exp-id clash",
+            lambda d, ws: [
+                edit_header(
+                    sci(ws, 0), d / "clash.fits", EXPID=5001, EXP_ID=fits.getheader(sci(ws, 1))["EXP-ID"]
+                )
+            ],
+        ),
+        RawCase(
+            "DATE-OBS 9999",
+            lambda d, ws: [
+                edit_header(
+                    sci(ws),
+                    d / "y9999.fits",
+                    EXPID=5002,
+                    EXP_ID="HSC5002",
+                    DATE_OBS="9999-12-31T23:59:59.000",
+                )
+            ],
+        ),
+        RawCase(
+            "DATE-OBS year 1",
+            lambda d, ws: [
+                edit_header(
+                    sci(ws), d / "y1.fits", EXPID=5003, EXP_ID="HSC5003", DATE_OBS="0001-01-01T00:00:00.000"
+                )
+            ],
+        ),
+        RawCase(
+            "re-delivered EXPTIME",
+            lambda d, ws: [
+                edit_header(
+                    sci(ws), d / "redelivered.fits", EXPTIME=float(fits.getheader(sci(ws))["EXPTIME"]) + 5.0
+                )
+            ],
+            pre_ingest=True,
+        ),
+        RawCase(
+            "re-delivered other detector, EXPTIME",
+            lambda d, ws: [
+                edit_header(
+                    sci(ws, 1),
+                    d / "redelivered2.fits",
+                    EXPID=int(fits.getheader(sci(ws, 0))["EXPID"]),
+                    EXP_ID=fits.getheader(sci(ws, 0))["EXP-ID"],
+                    DET_ID=_other_det(ws),
+                    EXPTIME=float(fits.getheader(sci(ws))["EXPTIME"]) + 5.0,
+                )
+            ],
+            pre_ingest=True,
+        ),
+        RawCase(
+            "3-D array",
+            lambda d, ws: [
+                new_data(sci(ws), d / "cube.fits", np.zeros((2, *shape(ws)), np.int16), EXPID=5004)
+            ],
+        ),
+        RawCase(
+            "float DET-ID 49.7",
+            lambda d, ws: [
+                edit_header(sci(ws), d / "det497.fits", EXPID=5005, EXP_ID="HSC5005", DET_ID=49.7)
+            ],
+        ),
+        RawCase(
+            "float EXPID 5006.5",
+            lambda d, ws: [edit_header(sci(ws), d / "exp5006.fits", EXPID=5006.5, EXP_ID="HSC5006")],
+        ),
         RawCase("string EXPID", lambda d, ws: [edit_header(sci(ws), d / "expstr.fits", EXPID="abc")]),
-        RawCase("EXPID 2**31", lambda d, ws: [edit_header(sci(ws), d / "exphuge.fits", EXPID=2**31,
-                                                          EXP_ID="HSCHUGE")]),
-        RawCase("EXPID 2**40", lambda d, ws: [edit_header(sci(ws), d / "exphuge2.fits", EXPID=2**40,
-                                                          EXP_ID="HSCHUGE2")]),
+        RawCase(
+            "EXPID 2**31",
+            lambda d, ws: [edit_header(sci(ws), d / "exphuge.fits", EXPID=2**31, EXP_ID="HSCHUGE")],
+        ),
+        RawCase(
+            "EXPID 2**40",
+            lambda d, ws: [edit_header(sci(ws), d / "exphuge2.fits", EXPID=2**40, EXP_ID="HSCHUGE2")],
+        ),
         RawCase("EXPID -1", lambda d, ws: [edit_header(sci(ws), d / "expneg.fits", EXPID=-1)]),
         RawCase("DET-ID -1", lambda d, ws: [edit_header(sci(ws), d / "detneg.fits", EXPID=5007, DET_ID=-1)]),
-        RawCase("BITPIX 32", lambda d, ws: [new_data(sci(ws), d / "int32.fits",
-                                                     np.zeros(shape(ws), np.int32), EXPID=5008, EXP_ID="HSC5008")]),
-        RawCase("BITPIX -64", lambda d, ws: [new_data(sci(ws), d / "f64.fits",
-                                                      np.zeros(shape(ws), np.float64), EXPID=5009, EXP_ID="HSC5009")]),
-        RawCase("BITPIX 8", lambda d, ws: [new_data(sci(ws), d / "u8.fits",
-                                                    np.zeros(shape(ws), np.uint8), EXPID=5010, EXP_ID="HSC5010")]),
-        RawCase("extra HDU", lambda d, ws: [new_data(sci(ws), d / "extra.fits", fits.getdata(sci(ws)),
-                                                     extra_hdu=True, EXPID=5011, EXP_ID="HSC5011")]),
-        RawCase("no primary data", lambda d, ws: [new_data(sci(ws), d / "nodata.fits", None, EXPID=5012,
-                                                           EXP_ID="HSC5012")]),
+        RawCase(
+            "BITPIX 32",
+            lambda d, ws: [
+                new_data(
+                    sci(ws), d / "int32.fits", np.zeros(shape(ws), np.int32), EXPID=5008, EXP_ID="HSC5008"
+                )
+            ],
+        ),
+        RawCase(
+            "BITPIX -64",
+            lambda d, ws: [
+                new_data(
+                    sci(ws), d / "f64.fits", np.zeros(shape(ws), np.float64), EXPID=5009, EXP_ID="HSC5009"
+                )
+            ],
+        ),
+        RawCase(
+            "BITPIX 8",
+            lambda d, ws: [
+                new_data(sci(ws), d / "u8.fits", np.zeros(shape(ws), np.uint8), EXPID=5010, EXP_ID="HSC5010")
+            ],
+        ),
+        RawCase(
+            "extra HDU",
+            lambda d, ws: [
+                new_data(
+                    sci(ws),
+                    d / "extra.fits",
+                    fits.getdata(sci(ws)),
+                    extra_hdu=True,
+                    EXPID=5011,
+                    EXP_ID="HSC5011",
+                )
+            ],
+        ),
+        RawCase(
+            "no primary data",
+            lambda d, ws: [new_data(sci(ws), d / "nodata.fits", None, EXPID=5012, EXP_ID="HSC5012")],
+        ),
         RawCase("truncated", lambda d, ws: [_truncated(sci(ws), d / "trunc.fits")]),
         RawCase("empty file", lambda d, ws: [_write(d / "empty.fits", b"")]),
         RawCase("not FITS", lambda d, ws: [_write(d / "notes.fits", b"hello world\n")]),
         RawCase("missing FILTER01", lambda d, ws: [_delete_card(sci(ws), d / "nofilter.fits", "FILTER01")]),
-        RawCase("unknown DATA-TYP", lambda d, ws: [edit_header(sci(ws), d / "datatyp.fits", EXPID=5013,
-                                                               DATA_TYP="WHATEVER")]),
-        RawCase("unknown filter", lambda d, ws: [edit_header(sci(ws), d / "filt.fits", EXPID=5014,
-                                                             FILTER01="HSC-Q")]),
-        RawCase("wrong INSTRUME", lambda d, ws: [edit_header(sci(ws), d / "inst.fits", EXPID=5015,
-                                                             INSTRUME="LSSTCam")]),
-        RawCase("unknown DET-ID", lambda d, ws: [edit_header(sci(ws), d / "det42.fits", EXPID=5016, DET_ID=42)]),
-        RawCase("wrong shape", lambda d, ws: [new_data(sci(ws), d / "shape.fits", np.zeros((10, 10), np.int16),
-                                                       EXPID=5017)]),
-        RawCase("negative EXPTIME", lambda d, ws: [edit_header(sci(ws), d / "exptneg.fits", EXPID=5018,
-                                                               EXPTIME=-3.0)]),
-        RawCase("NaN EXPTIME", lambda d, ws: [edit_header(sci(ws), d / "exptnan.fits", EXPID=5019,
-                                                          EXP_ID="HSC5019", EXPTIME="nan")]),
-        RawCase("DATE-OBS date only", lambda d, ws: [edit_header(sci(ws), d / "dateonly.fits", EXPID=5020,
-                                                                 EXP_ID="HSC5020", DATE_OBS="2026-03-01")]),
-        RawCase("DATE-OBS garbage", lambda d, ws: [edit_header(sci(ws), d / "dategarb.fits", EXPID=5021,
-                                                               DATE_OBS="yesterday")]),
-        RawCase("BORE-DEC 95", lambda d, ws: [edit_header(sci(ws), d / "dec95.fits", EXPID=5022, BORE_DEC=95.0)]),
-        RawCase("BORE-RA inf", lambda d, ws: [edit_header(sci(ws), d / "rainf.fits", EXPID=5023,
-                                                          EXP_ID="HSC5023", BORE_RA="inf")]),
+        RawCase(
+            "unknown DATA-TYP",
+            lambda d, ws: [edit_header(sci(ws), d / "datatyp.fits", EXPID=5013, DATA_TYP="WHATEVER")],
+        ),
+        RawCase(
+            "unknown filter",
+            lambda d, ws: [edit_header(sci(ws), d / "filt.fits", EXPID=5014, FILTER01="HSC-Q")],
+        ),
+        RawCase(
+            "wrong INSTRUME",
+            lambda d, ws: [edit_header(sci(ws), d / "inst.fits", EXPID=5015, INSTRUME="LSSTCam")],
+        ),
+        RawCase(
+            "unknown DET-ID", lambda d, ws: [edit_header(sci(ws), d / "det42.fits", EXPID=5016, DET_ID=42)]
+        ),
+        RawCase(
+            "wrong shape",
+            lambda d, ws: [new_data(sci(ws), d / "shape.fits", np.zeros((10, 10), np.int16), EXPID=5017)],
+        ),
+        RawCase(
+            "negative EXPTIME",
+            lambda d, ws: [edit_header(sci(ws), d / "exptneg.fits", EXPID=5018, EXPTIME=-3.0)],
+        ),
+        RawCase(
+            "NaN EXPTIME",
+            lambda d, ws: [
+                edit_header(sci(ws), d / "exptnan.fits", EXPID=5019, EXP_ID="HSC5019", EXPTIME="nan")
+            ],
+        ),
+        RawCase(
+            "DATE-OBS date only",
+            lambda d, ws: [
+                edit_header(sci(ws), d / "dateonly.fits", EXPID=5020, EXP_ID="HSC5020", DATE_OBS="2026-03-01")
+            ],
+        ),
+        RawCase(
+            "DATE-OBS garbage",
+            lambda d, ws: [edit_header(sci(ws), d / "dategarb.fits", EXPID=5021, DATE_OBS="yesterday")],
+        ),
+        RawCase(
+            "BORE-DEC 95", lambda d, ws: [edit_header(sci(ws), d / "dec95.fits", EXPID=5022, BORE_DEC=95.0)]
+        ),
+        RawCase(
+            "BORE-RA inf",
+            lambda d, ws: [
+                edit_header(sci(ws), d / "rainf.fits", EXPID=5023, EXP_ID="HSC5023", BORE_RA="inf")
+            ],
+        ),
         RawCase("same EXPID+DET-ID twice", lambda d, ws: [_copy(sci(ws), d / "dup_copy.fits")]),
         RawCase("file does not exist", lambda d, ws: [d / "missing.fits"]),
-        RawCase(".FITS upper case (directory)", lambda d, ws: [_renamed(ws, 2, d / "upper.FITS", 6001)],
-                expect_ingested=1, as_directory=True),
-        RawCase(".fit (directory)", lambda d, ws: [_renamed(ws, 2, d / "short.fit", 6002)],
-                expect_ingested=1, as_directory=True),
-        RawCase(".fits.fz (directory)", lambda d, ws: [_fpack(ws, d / "packed.fits.fz", 6003)],
-                expect_ingested=1, as_directory=True),
+        RawCase(
+            ".FITS upper case (directory)",
+            lambda d, ws: [_renamed(ws, 2, d / "upper.FITS", 6001)],
+            expect_ingested=1,
+            as_directory=True,
+        ),
+        RawCase(
+            ".fit (directory)",
+            lambda d, ws: [_renamed(ws, 2, d / "short.fit", 6002)],
+            expect_ingested=1,
+            as_directory=True,
+        ),
+        RawCase(
+            ".fits.fz (directory)",
+            lambda d, ws: [_fpack(ws, d / "packed.fits.fz", 6003)],
+            expect_ingested=1,
+            as_directory=True,
+        ),
     ]
     return cases
 
@@ -435,8 +573,15 @@ def probe_raw(ws: Workspace, case: RawCase) -> dict[str, Any]:
             cls, msg = "weak", f"good files of the same command not ingested: {sorted(lost)}; {msg}"
         if cls == "clean" and orphans:
             cls, msg = "weak", f"exposures left without raws: {sorted(orphans)}; {msg}"
-    return {"probe": case.name, "kind": "raw", "class": cls, "rc": o.rc, "message": msg,
-            "good_lost": sorted(lost), "orphan_exposures": sorted(orphans)}
+    return {
+        "probe": case.name,
+        "kind": "raw",
+        "class": cls,
+        "rc": o.rc,
+        "message": msg,
+        "good_lost": sorted(lost),
+        "orphan_exposures": sorted(orphans),
+    }
 
 
 def key_of_safe(p: Path) -> tuple[int, int] | None:
@@ -474,8 +619,14 @@ def probe_batch(ws: Workspace) -> dict[str, Any]:
         cls, msg = "weak", f"{len(errors)} error lines for {len(bad)} broken files"
     else:
         cls, msg = "clean", f"{len(good)} good files ingested, {len(errors)} one-line rejections"
-    return {"probe": f"batch: {len(good)} good + {len(bad)} broken", "kind": "raw", "class": cls, "rc": o.rc,
-            "message": msg, "good_lost": len(lost)}
+    return {
+        "probe": f"batch: {len(good)} good + {len(bad)} broken",
+        "kind": "raw",
+        "class": cls,
+        "rc": o.rc,
+        "message": msg,
+        "good_lost": len(lost),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- CLI inputs
@@ -488,8 +639,9 @@ class CliCase:
     timeout: float = 90.0
 
 
-def _camera_yaml(ws: Workspace, d: Path, edit: Callable[[dict[str, Any]], None] | None = None,
-                 text: str | None = None) -> str:
+def _camera_yaml(
+    ws: Workspace, d: Path, edit: Callable[[dict[str, Any]], None] | None = None, text: str | None = None
+) -> str:
     import yaml
 
     path = d / "camera.yaml"
@@ -505,8 +657,14 @@ def _camera_yaml(ws: Workspace, d: Path, edit: Callable[[dict[str, Any]], None] 
 
 def _init_with_camera(edit: Callable[[dict[str, Any]], None] | None = None, text: str | None = None):  # type: ignore[no-untyped-def]
     def args(ws: Workspace, d: Path) -> list[str]:
-        return ["init", str(d / "repo"), "--camera", _camera_yaml(ws, d, edit, text),
-                "--skymap-config", str(ws.sim / "sim_config.yaml")]
+        return [
+            "init",
+            str(d / "repo"),
+            "--camera",
+            _camera_yaml(ws, d, edit, text),
+            "--skymap-config",
+            str(ws.sim / "sim_config.yaml"),
+        ]
 
     return args
 
@@ -531,7 +689,10 @@ def _leaks_password(ws: Workspace, d: Path, o: Outcome) -> tuple[str, str] | Non
         return "accepted", "the password is printed"
     for p in d.rglob("*"):
         if p.is_file() and PASSWORD.encode() in p.read_bytes():
-            return "accepted", f"the password is written to {p.relative_to(d)} (mode {oct(p.stat().st_mode)[-3:]})"
+            return (
+                "accepted",
+                f"the password is written to {p.relative_to(d)} (mode {oct(p.stat().st_mode)[-3:]})",
+            )
     return None
 
 
@@ -569,8 +730,13 @@ def _escaping_camera(ws: Workspace, d: Path) -> list[str]:
 def _nothing_outside_cam(ws: Workspace, d: Path, o: Outcome) -> tuple[str, str] | None:
     for p in d.rglob("*"):
         rel = p.relative_to(d)
-        if rel.parts[:3] == ("a", "b", "repo") or str(rel) in ("camera.yaml", "camera_x.fits", "a", "a/b",
-                                                               "init_stderr.txt"):
+        if rel.parts[:3] == ("a", "b", "repo") or str(rel) in (
+            "camera.yaml",
+            "camera_x.fits",
+            "a",
+            "a/b",
+            "init_stderr.txt",
+        ):
             continue
         return "accepted", f"created outside the repository: {rel}"
     return None
@@ -579,8 +745,19 @@ def _nothing_outside_cam(ws: Workspace, d: Path, o: Outcome) -> tuple[str, str] 
 def _output_escape_args(ws: Workspace, d: Path) -> list[str]:
     (d / "a" / "b").mkdir(parents=True, exist_ok=True)
     repo = ws.full_copy(d / "a" / "b")
-    return ["run", str(repo), "--steps", "drp", "--output", "../../x", "-j", "1", "--no-progress",
-            "--where", f"visit = {ws.first_visit()} AND detector = 49"]
+    return [
+        "run",
+        str(repo),
+        "--steps",
+        "drp",
+        "--output",
+        "../../x",
+        "-j",
+        "1",
+        "--no-progress",
+        "--where",
+        f"visit = {ws.first_visit()} AND detector = 49",
+    ]
 
 
 def _nothing_outside_run(ws: Workspace, d: Path, o: Outcome) -> tuple[str, str] | None:
@@ -606,176 +783,468 @@ def cli_cases() -> list[CliCase]:  # noqa: C901 - a table
     pg = "postgresql://opendrp@127.0.0.1:1/nodb"
     cases = [
         # simulate
-        CliCase("simulate unknown preset", lambda ws, d: ["simulate", "nopreset", str(d / "out")], ["nopreset"]),
-        CliCase("simulate YAML syntax error", lambda ws, d: ["simulate", txt(d, "sim.yaml", "seed: [1, 2\n"),
-                                                              str(d / "out")], ["sim.yaml"]),
-        CliCase("simulate YAML not a mapping", lambda ws, d: ["simulate", txt(d, "sim.yaml", "- 1\n- 2\n"),
-                                                               str(d / "out")], ["sim.yaml"]),
-        CliCase("simulate unknown field", lambda ws, d: ["simulate", txt(d, "sim.yaml", "sead: 3\n"),
-                                                          str(d / "out")], ["sead"]),
-        CliCase("simulate negative n_visits", lambda ws, d: [
-            "simulate", txt(d, "sim.yaml", "bands:\n  g: {n_visits: -2}\n"), str(d / "out")], ["n_visits"]),
-        CliCase("simulate --show-preset unknown", lambda ws, d: ["simulate", "--show-preset", "nope"], ["nope"]),
+        CliCase(
+            "simulate unknown preset", lambda ws, d: ["simulate", "nopreset", str(d / "out")], ["nopreset"]
+        ),
+        CliCase(
+            "simulate YAML syntax error",
+            lambda ws, d: ["simulate", txt(d, "sim.yaml", "seed: [1, 2\n"), str(d / "out")],
+            ["sim.yaml"],
+        ),
+        CliCase(
+            "simulate YAML not a mapping",
+            lambda ws, d: ["simulate", txt(d, "sim.yaml", "- 1\n- 2\n"), str(d / "out")],
+            ["sim.yaml"],
+        ),
+        CliCase(
+            "simulate unknown field",
+            lambda ws, d: ["simulate", txt(d, "sim.yaml", "sead: 3\n"), str(d / "out")],
+            ["sead"],
+        ),
+        CliCase(
+            "simulate negative n_visits",
+            lambda ws, d: ["simulate", txt(d, "sim.yaml", "bands:\n  g: {n_visits: -2}\n"), str(d / "out")],
+            ["n_visits"],
+        ),
+        CliCase(
+            "simulate --show-preset unknown", lambda ws, d: ["simulate", "--show-preset", "nope"], ["nope"]
+        ),
         CliCase("simulate missing OUTDIR", lambda ws, d: ["simulate", "tiny"], ["OUTDIR"]),
-        CliCase("simulate -j 0", lambda ws, d: ["simulate", "tiny", str(d / "out"), "-j", "0"], ["-j", "process"],
-                timeout=30),
+        CliCase(
+            "simulate -j 0",
+            lambda ws, d: ["simulate", "tiny", str(d / "out"), "-j", "0"],
+            ["-j", "process"],
+            timeout=30,
+        ),
         CliCase("simulate OUTDIR is a file", lambda ws, d: ["simulate", "tiny", txt(d, "afile")], ["afile"]),
         # init: camera
-        CliCase("init unknown camera", lambda ws, d: ["init", str(d / "repo"), "--camera", "nocam"], ["nocam"]),
-        CliCase("init camera YAML syntax error", _init_with_camera(text="name: HSC\nccd: {nx: 2\n"), ["camera.yaml"]),
+        CliCase(
+            "init unknown camera", lambda ws, d: ["init", str(d / "repo"), "--camera", "nocam"], ["nocam"]
+        ),
+        CliCase(
+            "init camera YAML syntax error",
+            _init_with_camera(text="name: HSC\nccd: {nx: 2\n"),
+            ["camera.yaml"],
+        ),
         CliCase("init camera YAML not a mapping", _init_with_camera(text="- a\n"), ["camera.yaml"]),
         CliCase("init camera no detectors", _init_with_camera(_set("detectors", [])), ["detectors"]),
-        CliCase("init camera duplicate filter", _init_with_camera(
-            lambda c: c["filters"].append(dict(c["filters"][0]))), ["HSC-G", "filter"]),
-        CliCase("init camera duplicate detector name", _init_with_camera(
-            lambda c: c["detectors"].append({**c["detectors"][0], "id": 77})), ["name", "detector"]),
+        CliCase(
+            "init camera duplicate filter",
+            _init_with_camera(lambda c: c["filters"].append(dict(c["filters"][0]))),
+            ["HSC-G", "filter"],
+        ),
+        CliCase(
+            "init camera duplicate detector name",
+            _init_with_camera(lambda c: c["detectors"].append({**c["detectors"][0], "id": 77})),
+            ["name", "detector"],
+        ),
         CliCase("init camera nx 0", _init_with_camera(_set("ccd.nx", 0)), ["nx"]),
         CliCase("init camera ny -5", _init_with_camera(_set("ccd.ny", -5)), ["ny"]),
         CliCase("init camera nx float", _init_with_camera(_set("ccd.nx", 2048.5)), ["nx"]),
         CliCase("init camera nx string", _init_with_camera(_set("ccd.nx", "big")), ["nx"]),
-        CliCase("init camera amplifier count 0", _init_with_camera(_set("ccd.amplifiers.count", 0)), ["count"]),
+        CliCase(
+            "init camera amplifier count 0", _init_with_camera(_set("ccd.amplifiers.count", 0)), ["count"]
+        ),
         CliCase("init camera prescan -1", _init_with_camera(_set("ccd.amplifiers.prescan", -1)), ["prescan"]),
         CliCase("init camera gain 0", _init_with_camera(_set("ccd.amplifiers.gain", 0.0)), ["gain"]),
         CliCase("init camera gain -3", _init_with_camera(_set("ccd.amplifiers.gain.1", -3.0)), ["gain"]),
-        CliCase("init camera gain 3 values", _init_with_camera(_set("ccd.amplifiers.gain", [3.0, 3.0, 3.0])),
-                ["gain"]),
-        CliCase("init camera read noise -1", _init_with_camera(_set("ccd.amplifiers.read_noise", -1.0)),
-                ["read_noise"]),
-        CliCase("init camera saturation 0", _init_with_camera(_set("ccd.amplifiers.saturation", 0)),
-                ["saturation"]),
-        CliCase("init camera saturation 1e9", _init_with_camera(_set("ccd.amplifiers.saturation", 1.0e9)),
-                ["saturation"]),
-        CliCase("init camera saturation nan", _init_with_camera(_set("ccd.amplifiers.saturation", float("nan"))),
-                ["saturation"]),
-        CliCase("init camera 3 amplifier names", _init_with_camera(_set("ccd.amplifiers.names", ["A", "B", "C"])),
-                ["names"]),
-        CliCase("init camera duplicate amplifier names", _init_with_camera(
-            _set("ccd.amplifiers.names", ["A", "A", "C", "D"])), ["names"]),
-        CliCase("init camera empty amplifier name", _init_with_camera(
-            _set("ccd.amplifiers.names", ["A", "", "C", "D"])), ["names"]),
-        CliCase("init camera flip_x 2 values", _init_with_camera(_set("ccd.amplifiers.flip_x", [True, False])),
-                ["flip_x"]),
+        CliCase(
+            "init camera gain 3 values",
+            _init_with_camera(_set("ccd.amplifiers.gain", [3.0, 3.0, 3.0])),
+            ["gain"],
+        ),
+        CliCase(
+            "init camera read noise -1",
+            _init_with_camera(_set("ccd.amplifiers.read_noise", -1.0)),
+            ["read_noise"],
+        ),
+        CliCase(
+            "init camera saturation 0",
+            _init_with_camera(_set("ccd.amplifiers.saturation", 0)),
+            ["saturation"],
+        ),
+        CliCase(
+            "init camera saturation 1e9",
+            _init_with_camera(_set("ccd.amplifiers.saturation", 1.0e9)),
+            ["saturation"],
+        ),
+        CliCase(
+            "init camera saturation nan",
+            _init_with_camera(_set("ccd.amplifiers.saturation", float("nan"))),
+            ["saturation"],
+        ),
+        CliCase(
+            "init camera 3 amplifier names",
+            _init_with_camera(_set("ccd.amplifiers.names", ["A", "B", "C"])),
+            ["names"],
+        ),
+        CliCase(
+            "init camera duplicate amplifier names",
+            _init_with_camera(_set("ccd.amplifiers.names", ["A", "A", "C", "D"])),
+            ["names"],
+        ),
+        CliCase(
+            "init camera empty amplifier name",
+            _init_with_camera(_set("ccd.amplifiers.names", ["A", "", "C", "D"])),
+            ["names"],
+        ),
+        CliCase(
+            "init camera flip_x 2 values",
+            _init_with_camera(_set("ccd.amplifiers.flip_x", [True, False])),
+            ["flip_x"],
+        ),
         CliCase("init camera detector id -1", _init_with_camera(_set("detectors.0.id", -1)), ["id"]),
         CliCase("init camera detector id 49.7", _init_with_camera(_set("detectors.0.id", 49.7)), ["id"]),
         CliCase("init camera detector id 2**40", _init_with_camera(_set("detectors.0.id", 2**40)), ["id"]),
         CliCase("init camera detector id string", _init_with_camera(_set("detectors.0.id", "x")), ["id"]),
         CliCase("init camera pixel size 0", _init_with_camera(_set("pixel_size_mm", 0)), ["pixel_size_mm"]),
-        CliCase("init camera plate scale -1", _init_with_camera(_set("plate_scale_arcsec_per_mm", -1)),
-                ["plate_scale"]),
+        CliCase(
+            "init camera plate scale -1",
+            _init_with_camera(_set("plate_scale_arcsec_per_mm", -1)),
+            ["plate_scale"],
+        ),
         CliCase("init camera missing ccd", _init_with_camera(lambda c: c.pop("ccd")), ["ccd"]),
         CliCase("init camera empty name", _init_with_camera(_set("name", "")), ["name"]),
         CliCase("init camera name with slash", _init_with_camera(_set("name", "a/b")), ["name"]),
-        CliCase("init camera name ../../x (escape)", _escaping_camera, ["name", "INSTRUME", "../../x"],
-                after=_nothing_outside_cam),
+        CliCase(
+            "init camera name ../../x (escape)",
+            _escaping_camera,
+            ["name", "INSTRUME", "../../x"],
+            after=_nothing_outside_cam,
+        ),
         CliCase("init camera no filters", _init_with_camera(_set("filters", [])), ["filters"]),
         CliCase("init camera filter without band", _init_with_camera(_set("filters.0.band", "")), ["band"]),
         # init: repository, sky map, registry
-        CliCase("init on an existing repository", lambda ws, d: ["init", str(ws.empty), *ws.init_args()],
-                ["already"]),
+        CliCase(
+            "init on an existing repository",
+            lambda ws, d: ["init", str(ws.empty), *ws.init_args()],
+            ["already"],
+        ),
         CliCase("init REPO is a file", lambda ws, d: ["init", txt(d, "afile"), *ws.init_args()], ["afile"]),
-        CliCase("init sky map YAML syntax error", lambda ws, d: [
-            "init", str(d / "repo"), "--camera", str(ws.sim / "camera.yaml"),
-            "--skymap-config", txt(d, "sky.yaml", "skymap: {a: [\n")], ["sky.yaml"],
-            after=_init_leaves_nothing),
-        CliCase("init sky map bad value", lambda ws, d: [
-            "init", str(d / "repo"), "--camera", str(ws.sim / "camera.yaml"),
-            "--skymap-config", txt(d, "sky.yaml", "skymap: {patch_inner_pixels: -4}\n")],
-            ["patch_inner_pixels"], after=_init_leaves_nothing),
-        CliCase("init sky map unknown field", lambda ws, d: [
-            "init", str(d / "repo"), "--camera", str(ws.sim / "camera.yaml"),
-            "--skymap-config", txt(d, "sky.yaml", "skymap: {patch_size: 3}\n")], ["patch_size"],
-            after=_init_leaves_nothing),
-        CliCase("init PostgreSQL unreachable", lambda ws, d: ["init", str(d / "repo"), *ws.init_args(),
-                                                               "--registry-db", pg], ["127.0.0.1", "registry"],
-                after=_init_leaves_nothing),
-        CliCase("init registry URL with password (user info)", lambda ws, d: [
-            "init", str(d / "repo"), *ws.init_args(), "--registry-db",
-            f"postgresql://opendrp:{PASSWORD}@127.0.0.1:1/nodb"], ["registry"], after=_leaks_password),
-        CliCase("init registry URL with ?password=", lambda ws, d: [
-            "init", str(d / "repo"), *ws.init_args(), "--registry-db", f"{pg}?password={PASSWORD}"],
-            ["registry"], after=_leaks_password),
-        CliCase("init registry URL garbage", lambda ws, d: ["init", str(d / "repo"), *ws.init_args(),
-                                                             "--registry-db", "not a url"], ["registry"],
-                after=_init_leaves_nothing),
-        CliCase("init registry URL unknown dialect", lambda ws, d: [
-            "init", str(d / "repo"), *ws.init_args(), "--registry-db", "oracle://u@h/db"], ["registry"],
-            after=_init_leaves_nothing),
+        CliCase(
+            "init sky map YAML syntax error",
+            lambda ws, d: [
+                "init",
+                str(d / "repo"),
+                "--camera",
+                str(ws.sim / "camera.yaml"),
+                "--skymap-config",
+                txt(d, "sky.yaml", "skymap: {a: [\n"),
+            ],
+            ["sky.yaml"],
+            after=_init_leaves_nothing,
+        ),
+        CliCase(
+            "init sky map bad value",
+            lambda ws, d: [
+                "init",
+                str(d / "repo"),
+                "--camera",
+                str(ws.sim / "camera.yaml"),
+                "--skymap-config",
+                txt(d, "sky.yaml", "skymap: {patch_inner_pixels: -4}\n"),
+            ],
+            ["patch_inner_pixels"],
+            after=_init_leaves_nothing,
+        ),
+        CliCase(
+            "init sky map unknown field",
+            lambda ws, d: [
+                "init",
+                str(d / "repo"),
+                "--camera",
+                str(ws.sim / "camera.yaml"),
+                "--skymap-config",
+                txt(d, "sky.yaml", "skymap: {patch_size: 3}\n"),
+            ],
+            ["patch_size"],
+            after=_init_leaves_nothing,
+        ),
+        CliCase(
+            "init PostgreSQL unreachable",
+            lambda ws, d: ["init", str(d / "repo"), *ws.init_args(), "--registry-db", pg],
+            ["127.0.0.1", "registry"],
+            after=_init_leaves_nothing,
+        ),
+        CliCase(
+            "init registry URL with password (user info)",
+            lambda ws, d: [
+                "init",
+                str(d / "repo"),
+                *ws.init_args(),
+                "--registry-db",
+                f"postgresql://opendrp:{PASSWORD}@127.0.0.1:1/nodb",
+            ],
+            ["registry"],
+            after=_leaks_password,
+        ),
+        CliCase(
+            "init registry URL with ?password=",
+            lambda ws, d: [
+                "init",
+                str(d / "repo"),
+                *ws.init_args(),
+                "--registry-db",
+                f"{pg}?password={PASSWORD}",
+            ],
+            ["registry"],
+            after=_leaks_password,
+        ),
+        CliCase(
+            "init registry URL garbage",
+            lambda ws, d: ["init", str(d / "repo"), *ws.init_args(), "--registry-db", "not a url"],
+            ["registry"],
+            after=_init_leaves_nothing,
+        ),
+        CliCase(
+            "init registry URL unknown dialect",
+            lambda ws, d: ["init", str(d / "repo"), *ws.init_args(), "--registry-db", "oracle://u@h/db"],
+            ["registry"],
+            after=_init_leaves_nothing,
+        ),
         # ingest
-        CliCase("ingest into no repository", lambda ws, d: ["ingest", str(d / "nothing"), str(ws.science()[0])],
-                ["nothing"]),
+        CliCase(
+            "ingest into no repository",
+            lambda ws, d: ["ingest", str(d / "nothing"), str(ws.science()[0])],
+            ["nothing"],
+        ),
         CliCase("ingest no files", lambda ws, d: ["ingest", str(ws.empty)], ["files"]),
-        CliCase("ingest empty directory", lambda ws, d: ["ingest", str(ws.fresh_repo("ingest empty directory")),
-                                                         str(d)], ["ingest_empty_directory", "no raw"]),
-        CliCase("ingest --refcat not parquet", lambda ws, d: [
-            "ingest", str(ws.fresh_repo("ingest --refcat not parquet")), "--refcat", txt(d, "ref.parquet")],
-            ["ref.parquet"]),
-        CliCase("ingest --refcat text file", lambda ws, d: [
-            "ingest", str(ws.fresh_repo("ingest --refcat text file")), "--refcat", txt(d, "ref.txt")],
-            ["ref.txt"]),
-        CliCase("ingest --refcat missing columns", lambda ws, d: [
-            "ingest", str(ws.fresh_repo("ingest --refcat missing columns")), "--refcat",
-            str(ws.sim / "truth" / "visits.parquet")], ["visits.parquet"]),
-        CliCase("ingest --refcat empty directory", lambda ws, d: [
-            "ingest", str(ws.fresh_repo("ingest --refcat empty directory")), "--refcat", _mkdir(d / "shards")],
-            ["files"]),
+        CliCase(
+            "ingest empty directory",
+            lambda ws, d: ["ingest", str(ws.fresh_repo("ingest empty directory")), str(d)],
+            ["ingest_empty_directory", "no raw"],
+        ),
+        CliCase(
+            "ingest --refcat not parquet",
+            lambda ws, d: [
+                "ingest",
+                str(ws.fresh_repo("ingest --refcat not parquet")),
+                "--refcat",
+                txt(d, "ref.parquet"),
+            ],
+            ["ref.parquet"],
+        ),
+        CliCase(
+            "ingest --refcat text file",
+            lambda ws, d: [
+                "ingest",
+                str(ws.fresh_repo("ingest --refcat text file")),
+                "--refcat",
+                txt(d, "ref.txt"),
+            ],
+            ["ref.txt"],
+        ),
+        CliCase(
+            "ingest --refcat missing columns",
+            lambda ws, d: [
+                "ingest",
+                str(ws.fresh_repo("ingest --refcat missing columns")),
+                "--refcat",
+                str(ws.sim / "truth" / "visits.parquet"),
+            ],
+            ["visits.parquet"],
+        ),
+        CliCase(
+            "ingest --refcat empty directory",
+            lambda ws, d: [
+                "ingest",
+                str(ws.fresh_repo("ingest --refcat empty directory")),
+                "--refcat",
+                _mkdir(d / "shards"),
+            ],
+            ["files"],
+        ),
         # run
         CliCase("run no repository", lambda ws, d: ["run", str(d / "nothing")], ["nothing"]),
-        CliCase("run --where syntax error", run_args("--steps", "drp", "--where", "band = = 'g'"), ["--where"]),
-        CliCase("run --where unknown dimension", run_args("--steps", "drp", "--where", "colour = 'g'"),
-                ["--where", "colour"]),
-        CliCase("run --where unknown band value", run_args("--steps", "drp", "--where", "band = 'q'"),
-                ["--where", "nothing", "no data"]),
-        CliCase("run --where selects nothing", run_args("--steps", "drp", "--where", "visit = 999999"),
-                ["--where", "nothing", "no data"]),
-        CliCase("run --where unterminated string", run_args("--steps", "drp", "--where", "band = 'g"), ["--where"]),
+        CliCase(
+            "run --where syntax error", run_args("--steps", "drp", "--where", "band = = 'g'"), ["--where"]
+        ),
+        CliCase(
+            "run --where unknown dimension",
+            run_args("--steps", "drp", "--where", "colour = 'g'"),
+            ["--where", "colour"],
+        ),
+        CliCase(
+            "run --where unknown band value",
+            run_args("--steps", "drp", "--where", "band = 'q'"),
+            ["--where", "nothing", "no data"],
+        ),
+        CliCase(
+            "run --where selects nothing",
+            run_args("--steps", "drp", "--where", "visit = 999999"),
+            ["--where", "nothing", "no data"],
+        ),
+        CliCase(
+            "run --where unterminated string", run_args("--steps", "drp", "--where", "band = 'g"), ["--where"]
+        ),
         CliCase("run -j 0", run_args("-j", "0", "--steps", "drp"), ["-j"], timeout=40),
         CliCase("run -j -3", run_args("-j", "-3", "--steps", "drp"), ["-j"], timeout=40),
         CliCase("run --retries -1", run_args("--retries", "-1", "--steps", "drp"), ["--retries"], timeout=40),
         CliCase("run --steps ''", run_args("--steps", ""), ["--steps"], timeout=40),
         CliCase("run --steps ','", run_args("--steps", ","), ["--steps"], timeout=40),
         CliCase("run --steps foo", run_args("--steps", "foo"), ["foo"]),
-        CliCase("run --output ../../x (escape)", _output_escape_args, ["--output", "../../x"],
-                after=_nothing_outside_run, timeout=150),
-        CliCase("run --output with spaces", run_args("--steps", "drp", "--output", "my run", "--where",
-                                                     "visit = 999999"), ["--output"]),
-        CliCase("run --output existing RUN collection", run_args("--steps", "drp", "--output", "HSC/raw/all"),
-                ["--output", "HSC/raw/all"], timeout=40),
-        CliCase("run --site unknown", run_args("--executor", "parsl", "--site", "nosite", "--steps", "drp"),
-                ["nosite", "--site"], timeout=60),
-        CliCase("run --site YAML syntax error", lambda ws, d: [
-            "run", str(ws.full_copy(d)), "--no-progress", "--executor", "parsl", "--site", txt(d, "site.yaml", "a: [\n"),
-            "--steps", "drp"], ["site.yaml"], timeout=60),
-        CliCase("run with no reference catalog", lambda ws, d: [
-            "run", str(ws.full_copy(d, ws.norefcat)), "--no-progress", "--steps", "drp", "-j", "1",
-            "--where", f"visit = {ws.first_visit()} AND detector = 49"], ["reference catalog", "refcat"],
-            timeout=150),
-        CliCase("run --export-objects is_a_directory", lambda ws, d: [
-            "run", str(ws.full_copy(d)), "--no-progress", "--steps", "drp", "--where", "visit = 999999",
-            "--export-objects", str(d)], ["--export-objects", "is_a_directory"]),
+        CliCase(
+            "run --output ../../x (escape)",
+            _output_escape_args,
+            ["--output", "../../x"],
+            after=_nothing_outside_run,
+            timeout=150,
+        ),
+        CliCase(
+            "run --output with spaces",
+            run_args("--steps", "drp", "--output", "my run", "--where", "visit = 999999"),
+            ["--output"],
+        ),
+        CliCase(
+            "run --output existing RUN collection",
+            run_args("--steps", "drp", "--output", "HSC/raw/all"),
+            ["--output", "HSC/raw/all"],
+            timeout=40,
+        ),
+        CliCase(
+            "run --site unknown",
+            run_args("--executor", "parsl", "--site", "nosite", "--steps", "drp"),
+            ["nosite", "--site"],
+            timeout=60,
+        ),
+        CliCase(
+            "run --site YAML syntax error",
+            lambda ws, d: [
+                "run",
+                str(ws.full_copy(d)),
+                "--no-progress",
+                "--executor",
+                "parsl",
+                "--site",
+                txt(d, "site.yaml", "a: [\n"),
+                "--steps",
+                "drp",
+            ],
+            ["site.yaml"],
+            timeout=60,
+        ),
+        CliCase(
+            "run with no reference catalog",
+            lambda ws, d: [
+                "run",
+                str(ws.full_copy(d, ws.norefcat)),
+                "--no-progress",
+                "--steps",
+                "drp",
+                "-j",
+                "1",
+                "--where",
+                f"visit = {ws.first_visit()} AND detector = 49",
+            ],
+            ["reference catalog", "refcat"],
+            timeout=150,
+        ),
+        CliCase(
+            "run --export-objects is_a_directory",
+            lambda ws, d: [
+                "run",
+                str(ws.full_copy(d)),
+                "--no-progress",
+                "--steps",
+                "drp",
+                "--where",
+                "visit = 999999",
+                "--export-objects",
+                str(d),
+            ],
+            ["--export-objects", "is_a_directory"],
+        ),
         # qa
-        CliCase("qa --objects not parquet", lambda ws, d: [
-            "qa", "--objects", txt(d, "obj.parquet"), "--truth", str(ws.sim / "truth" / "truth.parquet"),
-            "--out", str(d / "qa")], ["obj.parquet"]),
-        CliCase("qa --truth not parquet", lambda ws, d: [
-            "qa", "--objects", str(ws.sim / "truth" / "truth.parquet"), "--truth", txt(d, "truth.parquet"),
-            "--out", str(d / "qa")], ["truth.parquet"]),
-        CliCase("qa --objects missing columns", lambda ws, d: [
-            "qa", "--objects", str(ws.sim / "truth" / "visits.parquet"),
-            "--truth", str(ws.sim / "truth" / "truth.parquet"), "--out", str(d / "qa")], ["visits.parquet"]),
-        CliCase("qa --refcat not parquet", lambda ws, d: [
-            "qa", "--objects", str(ws.sim / "truth" / "truth.parquet"),
-            "--truth", str(ws.sim / "truth" / "truth.parquet"), "--refcat", txt(d, "ref.parquet"),
-            "--out", str(d / "qa")], ["ref.parquet"]),
-        CliCase("qa unknown collection", lambda ws, d: [
-            "qa", "--objects", str(ws.sim / "truth" / "truth.parquet"),
-            "--truth", str(ws.sim / "truth" / "truth.parquet"), "--repo", str(ws.full), "--collection", "nope/x",
-            "--out", str(d / "qa")], ["nope/x"]),
-        CliCase("qa --out is a file", lambda ws, d: [
-            "qa", "--objects", str(ws.sim / "truth" / "truth.parquet"),
-            "--truth", str(ws.sim / "truth" / "truth.parquet"), "--out", txt(d, "afile")], ["afile"]),
+        CliCase(
+            "qa --objects not parquet",
+            lambda ws, d: [
+                "qa",
+                "--objects",
+                txt(d, "obj.parquet"),
+                "--truth",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--out",
+                str(d / "qa"),
+            ],
+            ["obj.parquet"],
+        ),
+        CliCase(
+            "qa --truth not parquet",
+            lambda ws, d: [
+                "qa",
+                "--objects",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--truth",
+                txt(d, "truth.parquet"),
+                "--out",
+                str(d / "qa"),
+            ],
+            ["truth.parquet"],
+        ),
+        CliCase(
+            "qa --objects missing columns",
+            lambda ws, d: [
+                "qa",
+                "--objects",
+                str(ws.sim / "truth" / "visits.parquet"),
+                "--truth",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--out",
+                str(d / "qa"),
+            ],
+            ["visits.parquet"],
+        ),
+        CliCase(
+            "qa --refcat not parquet",
+            lambda ws, d: [
+                "qa",
+                "--objects",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--truth",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--refcat",
+                txt(d, "ref.parquet"),
+                "--out",
+                str(d / "qa"),
+            ],
+            ["ref.parquet"],
+        ),
+        CliCase(
+            "qa unknown collection",
+            lambda ws, d: [
+                "qa",
+                "--objects",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--truth",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--repo",
+                str(ws.full),
+                "--collection",
+                "nope/x",
+                "--out",
+                str(d / "qa"),
+            ],
+            ["nope/x"],
+        ),
+        CliCase(
+            "qa --out is a file",
+            lambda ws, d: [
+                "qa",
+                "--objects",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--truth",
+                str(ws.sim / "truth" / "truth.parquet"),
+                "--out",
+                txt(d, "afile"),
+            ],
+            ["afile"],
+        ),
         # demo
-        CliCase("demo unknown preset", lambda ws, d: ["demo", "--preset", "nope", "--out", str(d / "demo")],
-                ["nope"]),
+        CliCase(
+            "demo unknown preset",
+            lambda ws, d: ["demo", "--preset", "nope", "--out", str(d / "demo")],
+            ["nope"],
+        ),
     ]
     return cases
 
@@ -797,9 +1266,14 @@ def probe_ctrl_c(ws: Workspace) -> dict[str, Any]:
     d = ws.case_dir("ctrl-c")
     repo = ws.full_copy(d)
     env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen(opendrp_cmd() + ["run", str(repo), "-j", "2", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        opendrp_cmd() + ["run", str(repo), "-j", "2", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     time.sleep(25)
     os.killpg(proc.pid, signal.SIGINT)
     try:

@@ -204,11 +204,11 @@ def describe_middleware_error(exc: BaseException) -> RepositoryError | Configura
     Known: a bad data query (``--where``), an unknown collection, an unknown data ID value, the registry
     database refusing or not answering.
     """
-    from lsst.daf.butler import MissingCollectionError, MissingDatasetTypeError
+    from lsst.daf.butler import InvalidQueryError, MissingCollectionError, MissingDatasetTypeError
     from lsst.daf.butler.registry import DataIdValueError, UserExpressionError
 
     first = _redacted(" ".join(str(exc).split()))[:400]
-    if isinstance(exc, UserExpressionError):
+    if isinstance(exc, UserExpressionError | InvalidQueryError):
         return ConfigurationError(
             f"invalid data query ({first})",
             where="--where",

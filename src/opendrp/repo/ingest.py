@@ -10,6 +10,8 @@ file is still ingested, and the caller exits non-zero at the end.
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from .butler import (
     register_dataset_type,
     register_patches,
 )
+from .formatters import RawFormatter
 
 __all__ = ["IngestReport", "day_obs_of", "ingest_raws"]
 
@@ -211,6 +214,12 @@ def _header_from_record(camera: Camera, rec: Any) -> RawHeader:
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _check_registry_ranges(h: RawHeader, exposure_max: int, *, where: str) -> None:
     """Values the registry cannot hold: ids above the instrument's maxima, times outside its range."""
     if h.exposure_id > exposure_max:
@@ -219,12 +228,16 @@ def _check_registry_ranges(h: RawHeader, exposure_max: int, *, where: str) -> No
             where=where,
         )
     conv = TimeConverter()
-    begin = h.date_obs.tai
-    end = begin + TimeDelta(max(h.exposure_time, 0.001), format="sec")
-    if begin < conv.epoch or end >= conv.max_time:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ERFA's "dubious year" for the very dates refused here
+        begin = h.date_obs.tai
+        end = begin + TimeDelta(max(h.exposure_time, 0.001), format="sec")
+        outside = bool(begin < conv.epoch or end >= conv.max_time)
+        date_text = h.date_obs.utc.isot
+    if outside:
         raise BadRawFileError(
-            f"DATE-OBS={h.date_obs.utc.isot} (+ EXPTIME) is outside the registry's time range "
-            f"{conv.epoch.utc.isot[:10]} .. {conv.max_time.utc.isot[:10]}",
+            f"DATE-OBS={date_text} (+ EXPTIME) is outside the registry's time range "
+            f"{conv.epoch.isot[:10]} .. {conv.max_time.isot[:10]} (TAI)",
             where=where,
             fix="check DATE-OBS",
         )
@@ -355,6 +368,13 @@ def _ingest_one(
 ) -> None:
     """Check one validated file against its exposure and register it in one transaction."""
     where = str(path)
+    if path.name.endswith(".fz") or path.suffix not in RawFormatter.supported_extensions:
+        raise BadRawFileError(
+            f"the file name extension {''.join(path.suffixes[-2:])!r} is not one the datastore reads "
+            f"({', '.join(sorted(RawFormatter.supported_extensions))})",
+            where=where,
+            fix="rename the file to end in .fits (or uncompress it)",
+        )
     if h.exposure_id in defined:
         first, first_where = defined[h.exposure_id]
         _check_exposure_agrees(h, first, first_where, where=where)
@@ -397,6 +417,10 @@ def _ingest_one(
         butler.ingest(
             dataset, transfer=None if transfer == "direct" else transfer, record_validation_info=True
         )
+        if transfer in ("copy", "move"):  # the repository's copy follows the umask, not the source's mode
+            uri = butler.getURI(dataset.refs[0])
+            if uri.isLocal:
+                os.chmod(uri.ospath, 0o666 & ~_umask())
     pending[h.exposure_id] = exp
     defined.setdefault(h.exposure_id, (h, where))
     obs_ids.setdefault(h.obs_id, h.exposure_id)
