@@ -319,6 +319,8 @@ def run(
         click.echo(rep.summary())
         if rep.failed or rep.skipped or rep.retried:
             click.echo(rep.failure_report(), err=True)
+        for line in rep.refused:
+            click.echo(f"refused: {line}", err=True)
         if rep.report_path:
             click.echo(f"  report: {rep.report_path}")
         n_failed += len(rep.failed)

@@ -124,6 +124,8 @@ class RunReport:
     execution_s: float = 0.0
     stopped_reason: str = ""
     report_path: str = ""
+    #: calibration products not certified, one line each (`opendrp.calib.checks`)
+    refused: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[QuantumOutcome]:
