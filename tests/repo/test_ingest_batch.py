@@ -84,6 +84,7 @@ def test_batch_with_broken_files_ingests_every_good_file(
             src, d / "extra.fits", fits.getdata(src), extra_hdu=True, EXPID=111, **{"EXP-ID": "X111"}
         ),  # fmt: skip
         "obs_id_path": _edit(src, d / "slash.fits", EXPID=112, **{"EXP-ID": "../../x"}),
+        "no_data": _with_data(src, d / "nodata.fits", None, EXPID=113, **{"EXP-ID": "X113"}),
     }
     with fits.open(bad["disagree"], mode="update") as hdul:
         hdul[0].header["EXPTIME"] = 35.0
@@ -105,6 +106,7 @@ def test_batch_with_broken_files_ingests_every_good_file(
         "int32": "pixel type BITPIX=32 BZERO=0 BSCALE=1 is not documented",
         "extra_hdu": "the file has 2 HDUs",
         "obs_id_path": "EXP-ID='../../x' is not a valid observation id",
+        "no_data": "the primary array has 0 axes; a raw file holds one 2-D image",
     }
     for key, text in expected.items():
         message = failed[str(bad[key])]

@@ -288,8 +288,9 @@ def _check_array(hdul: fits.HDUList, *, where: str) -> tuple[int, int]:
 def _check_data_complete(hdul: fits.HDUList, size: int, *, where: str) -> None:
     """Detect truncated files: the data section must be as long as the header says."""
     hdu = hdul[0]
-    n_expected = abs(int(hdu.header.get("BITPIX", 16))) // 8
-    for ax in range(int(hdu.header.get("NAXIS", 0))):
+    naxis = int(hdu.header.get("NAXIS", 0))
+    n_expected = abs(int(hdu.header.get("BITPIX", 16))) // 8 if naxis else 0
+    for ax in range(naxis):
         n_expected *= int(hdu.header[f"NAXIS{ax + 1}"])
     info = hdu.fileinfo()
     if info is None:
