@@ -153,6 +153,10 @@ class Workspace:
 
             truth = Table.read(self.sim / "truth" / "truth.parquet")
             truth.rename_columns(["ra", "dec"], ["coord_ra", "coord_dec"])
+            truth["detect_isPrimary"] = True
+            for col in [c for c in truth.colnames if c.endswith("_flux")]:
+                truth[col.replace("_flux", "_psfFlux")] = truth[col]
+                truth[col.replace("_flux", "_psfFluxErr")] = 0.01 * abs(truth[col]) + 1.0
             truth.write(self.objects)
         shutil.rmtree(self.cases, ignore_errors=True)
         self.cases.mkdir()
@@ -1276,23 +1280,28 @@ def probe_ctrl_c(ws: Workspace) -> dict[str, Any]:
     d = ws.case_dir("ctrl-c")
     repo = ws.full_copy(d)
     env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen(
-        opendrp_cmd() + ["run", str(repo), "-j", "2", "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    time.sleep(25)
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        out, err = proc.communicate(timeout=60)
-        o = Outcome(proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        o = Outcome(None, out, err, timed_out=True)
+    # output to files, as to a terminal: a pipe nobody reads while the run goes on could block it
+    with open(d / "stdout", "w") as fout, open(d / "stderr", "w") as ferr:
+        proc = subprocess.Popen(
+            opendrp_cmd() + ["run", str(repo), "-j", "2", "--no-progress"],
+            stdout=fout,
+            stderr=ferr,
+            env=env,
+            start_new_session=True,
+        )
+        time.sleep(25)
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.perf_counter()
+        try:
+            proc.wait(timeout=60)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            timed_out = True
+    stop_s = time.perf_counter() - t0
+    err = (d / "stderr").read_text()
+    o = Outcome(proc.returncode, (d / "stdout").read_text(), err, timed_out=timed_out)
     n_tb = err.count("Traceback (most recent call last)")
     lines = message_lines(err)
     if n_tb:
@@ -1300,7 +1309,7 @@ def probe_ctrl_c(ws: Workspace) -> dict[str, Any]:
     elif o.timed_out:
         cls, msg = "weak", "did not stop within 60 s of SIGINT"
     elif len(lines) == 1 and o.rc != 0:
-        cls, msg = "clean", lines[0][:300]
+        cls, msg = "clean", f"stopped {stop_s:.1f} s after SIGINT: {lines[0][:250]}"
     else:
         cls, msg = "weak", f"rc={o.rc}, {len(lines)} lines: {lines[:1]}"
     return {"probe": "Ctrl-C during run -j 2", "kind": "cli", "class": cls, "rc": o.rc, "message": msg}
@@ -1322,6 +1331,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["raw", "cli"])
     ap.add_argument("--match", default="", help="only probes whose name contains this")
     ap.add_argument("--no-ctrl-c", action="store_true")
+    ap.add_argument(
+        "--update", action="store_true", help="replace the probes run in the --out file's results"
+    )
     ap.add_argument("-j", "--jobs", type=int, default=2, help="probes run at once")
     ap.add_argument("--src", default=None, help="PYTHONPATH of the opendrp probed (default: this checkout)")
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "probe_reliability.json"))
@@ -1345,11 +1357,14 @@ def main() -> None:
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for fut in [pool.submit(job) for job in jobs]:
             record(fut.result())
-    if args.only in (None, "cli") and not args.no_ctrl_c and not args.match:
+    if args.only in (None, "cli") and not args.no_ctrl_c and args.match in "Ctrl-C during run -j 2":
         record(probe_ctrl_c(ws))
+    out = Path(args.out)
+    if args.update and out.exists():  # rerun some probes: replace them in the earlier results
+        names = {r["probe"] for r in results}
+        results = [r for r in json.loads(out.read_text())["probes"] if r["probe"] not in names] + results
     summary = summarize(results)
     print(json.dumps(summary, indent=1))
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "probes": results}, indent=1))
     print(f"-> {out}")
