@@ -214,19 +214,12 @@ def test_ingest_refcat_that_is_not_a_table(repo: Path, tmp_path: Path) -> None:
     assert _one_error_line(result).startswith(f"error: {bad}: cannot read the reference catalog (")
 
 
-def test_qa_unknown_collection(repo: Path, tmp_path: Path) -> None:
-    table = _refcat(tmp_path / "t.parquet")
+def test_verify_unknown_collection(repo: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli,
-        ["qa", "--objects", str(table), "--truth", str(table), "--repo", str(repo), "--collection", "nope/x",
-         "--out", str(tmp_path / "qa")],
-    )  # fmt: skip
-    assert result.exit_code == 2
-    line = _one_error_line(result)
-    assert line == (
-        f"error: --collection ({repo}): no collection 'nope/x' in the repository -- give the output of "
-        "`opendrp run` (butler query-collections REPO lists them)"
+        cli, ["verify", str(repo), "--collection", "nope/x", "--out", str(tmp_path / "v"), "--no-plots"]
     )
+    assert result.exit_code == 2
+    assert _one_error_line(result).startswith(f"error: {repo}: nope/x: no such collection in the repository")
 
 
 def test_skymap_config_syntax_error_leaves_nothing(tmp_path: Path) -> None:
