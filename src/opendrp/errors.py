@@ -39,10 +39,11 @@ class OpenDRPError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
+        """``where: what -- fix`` on one line (newlines and runs of spaces of embedded messages collapsed)."""
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if self.fix:
             parts.append(self.fix)
-        return " -- ".join(parts)
+        return " ".join(" -- ".join(parts).split())
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.what, self.where, self.fix))

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import OpenDRPError
+from ..errors import ConfigurationError, OpenDRPError
 from ._common import handle_errors
 
 __all__ = ["main"]
@@ -49,6 +49,13 @@ def cli(verbose: int, debug: bool) -> None:
     _setup_logging(verbose)
 
 
+def _check_processes(processes: int | None) -> None:
+    if processes is not None and processes < 1:
+        raise ConfigurationError(
+            f"{processes} processes", where="-j", fix="give -j 1 or more (default: all cores)"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- simulate
 @cli.command()
 @click.argument("config", required=False)
@@ -75,6 +82,7 @@ def simulate(
         return
     if config is None or outdir is None:
         raise click.UsageError("give CONFIG and OUTDIR (or --show-preset NAME)")
+    _check_processes(processes)
     cfg = load_sim_config(config)
     result = run_simulation(cfg, Path(outdir), processes=processes, progress=not no_progress)
     n_raw = len(result.science_raws) + len(result.calib_raws)
@@ -129,15 +137,30 @@ def init(repo: str, camera: str, skymap_config: str | None, registry_db: str | N
 
 
 # ---------------------------------------------------------------------------------------------- ingest
-def _expand(paths: tuple[str, ...]) -> list[Path]:
+#: file names a directory is searched for (any case): the raw format's documented extensions
+RAW_SUFFIXES = (".fits", ".fit")
+
+
+def _expand(paths: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """Files to ingest (directories searched recursively for `RAW_SUFFIXES`, any case), and the other
+    files found in those directories (skipped; reported), hidden files aside."""
     out: list[Path] = []
+    skipped: list[Path] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out.extend(sorted(path.rglob("*.fits")))
+            for f in sorted(path.rglob("*")):
+                if not f.is_file() or f.name.startswith("."):
+                    continue
+                (out if f.suffix.lower() in RAW_SUFFIXES else skipped).append(f)
         else:
             out.append(path)
-    return out
+    return out, skipped
+
+
+def _is_compressed_fits(path: Path) -> bool:
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    return len(suffixes) == 2 and suffixes[0] in RAW_SUFFIXES and suffixes[1] in (".fz", ".gz", ".bz2")
 
 
 @cli.command()
@@ -171,10 +194,24 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
     if refcat:
         n = ingest_refcat(butler, refcat)
         click.echo(f"reference catalog: {n} new shards")
-    paths = _expand(files)
+    paths, skipped = _expand(files)
+    compressed = [f for f in skipped if _is_compressed_fits(f)]
+    for f in skipped:
+        if f in compressed:
+            click.echo(
+                f"error: {f}: compressed raw files are not ingested -- uncompress it first "
+                "(funpack, gunzip): raw files end in .fits or .fit",
+                err=True,
+            )
+        else:
+            click.echo(f"skipped: {f}: not a raw file name (raw files end in .fits or .fit)", err=True)
     if not paths:
         if not refcat:
-            raise click.UsageError("no files to ingest")
+            raise ConfigurationError(
+                "no raw files to ingest" + (f" ({len(skipped)} other files skipped)" if skipped else ""),
+                where=" ".join(files) or "FILES",
+                fix="give raw files (.fits, .fit) or directories holding them",
+            )
         return
     with tqdm(total=len(paths), desc="ingest", unit="file", disable=no_progress) as bar:
         report = ingest_raws(butler, paths, transfer=transfer, progress=bar.update)
@@ -184,7 +221,7 @@ def ingest(repo: str, files: tuple[str, ...], transfer: str, refcat: str | None,
         f"ingested {len(report.ingested)} files ({len(report.exposures)} exposures, "
         f"{len(report.visits)} visits); {len(report.skipped)} already present; {len(report.failed)} failed"
     )
-    if report.failed:
+    if report.failed or compressed:
         sys.exit(1)
 
 
@@ -249,15 +286,28 @@ def run(
     Running the same command again after an interruption (or a failure) finishes the campaign: what is
     already done is kept and not run again.
     """
-    from ..execution import export_object_table, run_drp
+    from ..execution import STEPS, export_object_table, run_drp
     from ..execution.runner import ExecutionOptions
+    from ..repo.butler import check_collection_name
 
+    _check_processes(processes)
+    if retries < 0:
+        raise ConfigurationError(f"{retries} retries", where="--retries", fix="give 0 or more")
+    step_list = [s.strip() for s in steps.split(",") if s.strip()]
+    if not step_list:
+        raise ConfigurationError("no step given", where="--steps", fix=f"give some of {','.join(STEPS)}")
+    if output is not None:
+        check_collection_name(output, where="--output")
+    if export_objects and Path(export_objects).is_dir():
+        raise ConfigurationError(
+            "is a directory", where=f"--export-objects {export_objects}", fix="give a parquet file name"
+        )
     options = ExecutionOptions(
         processes=processes or os.cpu_count() or 1, retries=retries, executor=executor, site=site
     )
     reports = run_drp(
         repo,
-        steps=[s.strip() for s in steps.split(",") if s.strip()],
+        steps=step_list,
         output=output,
         where=where,
         progress=not no_progress,
@@ -269,6 +319,8 @@ def run(
         click.echo(rep.summary())
         if rep.failed or rep.skipped or rep.retried:
             click.echo(rep.failure_report(), err=True)
+        for line in rep.refused:
+            click.echo(f"refused: {line}", err=True)
         if rep.report_path:
             click.echo(f"  report: {rep.report_path}")
         n_failed += len(rep.failed)
@@ -298,6 +350,7 @@ def demo(preset: str, sim_config: str | None, outdir: str, processes: int | None
     """
     from .demo import run_demo
 
+    _check_processes(processes)
     run_demo(
         sim_config or preset, Path(outdir), processes=processes, progress=not no_progress, echo=click.echo
     )

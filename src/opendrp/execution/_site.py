@@ -181,6 +181,7 @@ def site_path(site: str | os.PathLike[str]) -> Path:
         return shipped
     raise ConfigurationError(
         f"no Parsl site {str(site)!r}",
+        where="--site",
         fix="give a site YAML file, or one of: local, slurm, pbs (opendrp/execution/sites/)",
     )
 
@@ -188,7 +189,14 @@ def site_path(site: str | os.PathLike[str]) -> Path:
 def load_site(site: str | os.PathLike[str] | None) -> SiteConfig:
     """Read and validate a site YAML file (default: ``local``)."""
     path = site_path(site or "local")
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read the Parsl site YAML ({exc})", where=str(path)) from exc
+    if not isinstance(doc, dict):
+        raise ConfigurationError(
+            f"a site YAML is a mapping of fields, not a {type(doc).__name__}", where=str(path)
+        )
     known = {f.name for f in dataclasses.fields(SiteConfig)}
     unknown = sorted(set(doc) - known)
     if unknown:

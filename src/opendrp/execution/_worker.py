@@ -318,7 +318,9 @@ def worker_main(conn: Connection, spec: WorkerSpec | None = None) -> None:
     Messages from the driver: ``("spec", WorkerSpec)`` (open that repository and output run: the pool
     moves to the next step of a campaign), ``("quantum", id, label, pickled quantum)``, ``None`` (stop).
     A worker started without a spec imports what quanta need while the driver builds the first graph.
+    Ctrl-C (SIGINT to the terminal's process group) is the driver's to handle: it stops the workers.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     level = spec.log_level if spec is not None else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

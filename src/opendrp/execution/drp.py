@@ -16,10 +16,21 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table, vstack
-from lsst.daf.butler import Butler, Timespan
+from lsst.daf.butler import Butler, DatasetRef, Timespan
 
+from ..calib.checks import check_bias, check_flat
 from ..errors import ConfigurationError, RepositoryError
-from ..repo.butler import calib_collection, defaults_chain, get_instrument_name, get_skymap, open_butler
+from ..instrument import Camera
+from ..repo.butler import (
+    calib_collection,
+    check_collection_name,
+    check_run_inputs,
+    defaults_chain,
+    get_camera,
+    get_instrument_name,
+    get_skymap,
+    open_butler,
+)
 from .runner import (
     ExecutionOptions,
     RunReport,
@@ -51,11 +62,44 @@ def default_output(instrument: str, campaign: str = "drp") -> str:
     return f"{instrument}/runs/{campaign}"
 
 
-def _certify(butler: Butler, run: str, dataset_type: str, instrument: str) -> int:
-    refs = list(butler.query_datasets(dataset_type, collections=run, explain=False, limit=None))
-    if refs:
-        butler.registry.certify(calib_collection(instrument), refs, Timespan(None, None))
-    return len(refs)
+def calibration_problems(butler: Butler, ref: DatasetRef, camera: Camera) -> list[str]:
+    """What is wrong with a master bias or flat (`opendrp.calib.checks`); other products are not checked."""
+    kind = ref.datasetType.name
+    if kind not in ("bias", "flat"):
+        return []
+    exposure = butler.get(ref)
+    if kind == "bias":
+        detector = camera.detector(int(ref.dataId["detector"]))
+        read_noise = float(np.median([a.read_noise for a in detector.amplifiers]))
+        return check_bias(exposure.image, exposure.mask, read_noise_e=read_noise)
+    return check_flat(
+        exposure.image, exposure.mask, exposure.metadata, physical_filter=str(ref.dataId["physical_filter"])
+    )
+
+
+def _certify(butler: Butler, run: str, dataset_type: str, instrument: str) -> tuple[int, list[str]]:
+    """Certify the ``dataset_type`` products of ``run`` that pass their checks; one line per refused one."""
+    refs = sorted(
+        butler.query_datasets(dataset_type, collections=run, explain=False, limit=None),
+        key=lambda ref: tuple(str(v) for v in ref.dataId.required.values()),
+    )
+    camera = get_camera(butler, instrument)
+    good, refused = [], []
+    for ref in refs:
+        problems = calibration_problems(butler, ref, camera)
+        if problems:
+            data_id = ", ".join(f"{k}={v}" for k, v in ref.dataId.required.items() if k != "instrument")
+            refused.append(
+                f"{dataset_type} {{{data_id}}}: {'; '.join(problems)} -- not certified: check the "
+                f"{dataset_type} exposures of this detector (DATA-TYP, FILTER01), then run again"
+            )
+        else:
+            good.append(ref)
+    if good:
+        butler.registry.certify(calib_collection(instrument), good, Timespan(None, None))
+    for line in refused:
+        _log.warning("refused at certification: %s", line)
+    return len(good), refused
 
 
 def _has_certified(butler: Butler, dataset_type: str, instrument: str) -> bool:
@@ -129,7 +173,7 @@ def _build_calibration(
     )
     wbutler = open_butler(repo, writeable=True)
     # the whole build chain (find-first): a resumed build keeps what an interrupted attempt finished
-    n = _certify(wbutler, report.output_chain, dataset_type, instrument)
+    n, report.refused = _certify(wbutler, report.output_chain, dataset_type, instrument)
     _log.info("certified %d %s datasets into %s", n, dataset_type, calib_collection(instrument))
     return report
 
@@ -172,11 +216,22 @@ def run_drp(
     use_execution_options(options, resume=resume)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise ConfigurationError(f"unknown step(s) {unknown}", fix=f"steps are {list(STEPS)}")
+        raise ConfigurationError(
+            f"unknown step(s) {unknown}", where="--steps", fix=f"steps are {list(STEPS)}"
+        )
+    if not steps:
+        raise ConfigurationError("no step given", where="--steps", fix=f"steps are {list(STEPS)}")
     butler = open_butler(repo)
     inst = get_instrument_name(butler, instrument)
     skymap = get_skymap(butler)
     output = output or default_output(inst)
+    check_collection_name(output, where="--output")
+    if options is not None and options.executor == "parsl":
+        from ._site import load_site
+
+        load_site(options.site)  # a bad site is one line now, not after the graph is built
+    if "drp" in steps:
+        check_run_inputs(butler, inst, where=where, output=output)
     drp_inputs = list(inputs) if inputs else [defaults_chain(inst)]
     with warm_workers(options):  # one set of worker processes for every step
         return _run_steps(

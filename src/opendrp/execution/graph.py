@@ -24,6 +24,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -123,7 +124,9 @@ def build_graph(
     workers = processes if processes is not None else min(4, len(os.sched_getaffinity(0)))
     if workers > 1 and _per_visit(pipeline_graph, butler) and _n_quanta(butler, pipeline_graph, where) > 1:
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_ignore_sigint
+        ) as pool:
             for _ in range(workers):
                 pool.submit(_warm_up)  # the workers' imports overlap the planning query
             chunks = _plan_chunks(butler, pipeline_graph, where, workers)
@@ -134,6 +137,11 @@ def build_graph(
         components = _as_graph_components(_build_one(butler, pipeline_graph, spec, where, None))
     _log.info("graph: %d quanta built in %.1f s", len(components.quantum_datasets), time.perf_counter() - t0)
     return components
+
+
+def _ignore_sigint() -> None:
+    """Chunk workers leave Ctrl-C to the driver (which stops them): no traceback from each of them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _pipeline_graph(

@@ -68,9 +68,9 @@ class _WarmPool:
             self.pool = ProcessPool(None, self.processes)
         return self.pool
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
         if self.pool is not None:
-            self.pool.close()
+            self.pool.close(kill=kill)
 
 
 _POOL: contextvars.ContextVar[_WarmPool | None] = contextvars.ContextVar("opendrp_warm_pool", default=None)
@@ -89,9 +89,15 @@ def warm_workers(options: ExecutionOptions | None) -> Iterator[None]:
     token = _POOL.set(holder)
     try:
         yield
+    except BaseException:
+        # Ctrl-C or an error: stop the workers now (an unfinished quantum is run again on resume, as after
+        # `kill -9`), rather than wait for their running quanta
+        holder.close(kill=True)
+        raise
+    else:
+        holder.close()
     finally:
         _POOL.reset(token)
-        holder.close()
 
 
 def make_timestamp() -> str:
@@ -124,6 +130,8 @@ class RunReport:
     execution_s: float = 0.0
     stopped_reason: str = ""
     report_path: str = ""
+    #: calibration products not certified, one line each (`opendrp.calib.checks`)
+    refused: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[QuantumOutcome]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "DetectorSpec",
     "FilterSpec",
     "builtin_camera_path",
+    "check_name",
     "load_camera",
 ]
 
@@ -227,7 +229,7 @@ class Camera:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "camera") -> Camera:
         try:
-            return _camera_from_dict(data)
+            return _camera_from_dict(data, where)
         except ConfigurationError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -282,70 +284,199 @@ class Camera:
         return Camera.from_dict(data, where=f"subset of camera {self.name}")
 
 
-def _per_amp(value: Any, n: int, name: str) -> list[float]:
+#: names that end up in file paths of the repository (camera, filters, bands, detectors, amplifiers):
+#: a letter or digit, then letters, digits and ``_ . + -``; never ``/`` nor a name starting with ``.``
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+#: physical filter name reserved for exposures without a filter (bias, dark)
+RESERVED_FILTER = "NONE"
+MAX_DETECTOR_ID = 99_999
+MAX_CCD_SIZE = 100_000
+MAX_SATURATION_ADU = 1.0e7
+
+
+def check_name(value: Any, *, where: str) -> str:
+    """A name that is used in repository paths (`NAME_PATTERN`)."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ConfigurationError(
+            f"{value!r} is not a valid name",
+            where=where,
+            fix="use 1-64 letters, digits, '_', '.', '+', '-', starting with a letter or digit (no '/')",
+        )
+    return value
+
+
+def _integer(value: Any, *, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{value!r} is not an integer", where=where)
+    if not low <= value <= high:
+        raise ConfigurationError(f"{value} is not in [{low}, {high}]", where=where)
+    return int(value)
+
+
+def _number(value: Any, *, where: str, low: float, high: float, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{value!r} is not a number", where=where)
+    v = float(value)
+    if not np.isfinite(v) or v < low or v > high or (low_open and v == low):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ConfigurationError(f"{value!r} is not in {interval}", where=where)
+    return v
+
+
+def _mapping(value: Any, *, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"expected a mapping, got {type(value).__name__}", where=where)
+    return value
+
+
+def _list(value: Any, *, where: str, n: int | None = None, non_empty: bool = False) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ConfigurationError(f"expected a list, got {type(value).__name__}", where=where)
+    if n is not None and len(value) != n:
+        raise ConfigurationError(f"has {len(value)} values for {n} amplifiers", where=where)
+    if non_empty and not value:
+        raise ConfigurationError("is empty", where=where, fix="give at least one")
+    return list(value)
+
+
+def _per_amp(
+    value: Any, n: int, *, where: str, low: float, high: float, low_open: bool = False
+) -> list[float]:
+    """A per-amplifier value: a scalar or a list of ``n``, each range-checked."""
     if isinstance(value, list | tuple):
-        if len(value) != n:
-            raise ConfigurationError(f"{name} has {len(value)} values for {n} amplifiers", where="camera")
-        return [float(v) for v in value]
-    return [float(value)] * n
+        _list(value, where=where, n=n)
+        return [
+            _number(v, where=f"{where}[{i}]", low=low, high=high, low_open=low_open)
+            for i, v in enumerate(value)
+        ]
+    return [_number(value, where=where, low=low, high=high, low_open=low_open)] * n
 
 
-def _camera_from_dict(data: Mapping[str, Any]) -> Camera:
-    data = copy.deepcopy(dict(data))
-    ccd = data["ccd"]
-    amps = ccd["amplifiers"]
-    n_amp = int(amps["count"])
-    nx, ny = int(ccd["nx"]), int(ccd["ny"])
-    if nx % n_amp:
-        raise ConfigurationError(f"ccd.nx={nx} is not a multiple of {n_amp} amplifiers", where="camera")
-    filters = tuple(
-        FilterSpec(str(f["physical_filter"]), str(f["band"]), float(f.get("wavelength_nm", 0.0)))
-        for f in data["filters"]
+#: (field, lowest, highest, lowest excluded) of the amplifier electronics
+_ELECTRONICS = (
+    ("gain", 0.0, 1000.0, True),  # electrons per ADU
+    ("read_noise", 0.0, 1000.0, False),  # electrons
+    ("saturation", 0.0, MAX_SATURATION_ADU, True),  # ADU
+)
+
+
+def _camera_from_dict(data: Mapping[str, Any], where: str = "camera") -> Camera:
+    """Build a camera from its YAML mapping, checking every field (names, sizes, ranges, uniqueness)."""
+    data = copy.deepcopy(dict(_mapping(data, where=where)))
+    for key in ("name", "pixel_size_mm", "plate_scale_arcsec_per_mm", "ccd", "filters", "detectors"):
+        if key not in data:
+            raise ConfigurationError(f"missing field {key!r}", where=where, fix="see docs/raw-format.md")
+    name = check_name(data["name"], where=f"{where}: name")
+    pixel_size = _number(data["pixel_size_mm"], where=f"{where}: pixel_size_mm", low=0, high=1, low_open=True)
+    plate_scale = _number(
+        data["plate_scale_arcsec_per_mm"], where=f"{where}: plate_scale_arcsec_per_mm", low=0, high=1e5,
+        low_open=True,
+    )  # fmt: skip
+    distortion = tuple(
+        _number(c, where=f"{where}: distortion[{i}]", low=-1e3, high=1e3)
+        for i, c in enumerate(_list(data.get("distortion", []), where=f"{where}: distortion"))
     )
+    ccd = _mapping(data["ccd"], where=f"{where}: ccd")
+    amps = _mapping(ccd.get("amplifiers"), where=f"{where}: ccd.amplifiers")
+    w = f"{where}: ccd.amplifiers"
+    n_amp = _integer(amps.get("count"), where=f"{w}.count", low=1, high=64)
+    nx = _integer(ccd.get("nx"), where=f"{where}: ccd.nx", low=1, high=MAX_CCD_SIZE)
+    ny = _integer(ccd.get("ny"), where=f"{where}: ccd.ny", low=1, high=MAX_CCD_SIZE)
+    if nx % n_amp:
+        raise ConfigurationError(f"{nx} is not a multiple of {n_amp} amplifiers", where=f"{where}: ccd.nx")
+    prescan = _integer(amps.get("prescan"), where=f"{w}.prescan", low=0, high=MAX_CCD_SIZE)
+    overscan = _integer(amps.get("overscan"), where=f"{w}.overscan", low=0, high=MAX_CCD_SIZE)
+    par_over = _integer(
+        amps.get("parallel_overscan", 0), where=f"{w}.parallel_overscan", low=0, high=MAX_CCD_SIZE
+    )
+    flips = _list(amps.get("flip_x", [bool(i % 2) for i in range(n_amp)]), where=f"{w}.flip_x", n=n_amp)
+    if not all(isinstance(f, bool) for f in flips):
+        raise ConfigurationError(f"{flips} are not all true/false", where=f"{w}.flip_x")
+    names = _list(amps.get("names", [chr(ord("A") + i) for i in range(n_amp)]), where=f"{w}.names", n=n_amp)
+    for i, amp_name in enumerate(names):
+        check_name(amp_name, where=f"{w}.names[{i}]")
+    if len(set(names)) != n_amp:
+        raise ConfigurationError(
+            f"{names} has duplicates", where=f"{w}.names", fix="name each amplifier once"
+        )
+    defaults = {
+        key: _per_amp(amps.get(key), n_amp, where=f"{w}.{key}", low=lo, high=hi, low_open=lo_open)
+        for key, lo, hi, lo_open in _ELECTRONICS
+    }
+    filters: list[FilterSpec] = []
+    for i, f in enumerate(_list(data["filters"], where=f"{where}: filters", non_empty=True)):
+        f = _mapping(f, where=f"{where}: filters[{i}]")
+        physical = check_name(f.get("physical_filter"), where=f"{where}: filters[{i}].physical_filter")
+        band = check_name(f.get("band"), where=f"{where}: filters[{i}].band")
+        if physical == RESERVED_FILTER:
+            raise ConfigurationError(
+                f"{physical!r} is reserved for exposures without a filter",
+                where=f"{where}: filters[{i}].physical_filter",
+            )
+        if any(g.physical_filter == physical for g in filters):
+            raise ConfigurationError(
+                f"physical filter {physical!r} appears twice", where=f"{where}: filters[{i}].physical_filter"
+            )
+        wavelength = _number(f.get("wavelength_nm", 0.0), where=f"{where}: filters[{i}].wavelength_nm", low=0,
+                             high=1e6)  # fmt: skip
+        filters.append(FilterSpec(physical, band, wavelength))
     detectors: dict[int, DetectorSpec] = {}
-    for det in data["detectors"]:
-        over = det.get("amplifiers", {})
-        gains = _per_amp(over.get("gain", amps["gain"]), n_amp, "gain")
-        noises = _per_amp(over.get("read_noise", amps["read_noise"]), n_amp, "read_noise")
-        sats = _per_amp(over.get("saturation", amps["saturation"]), n_amp, "saturation")
-        flips = amps.get("flip_x", [bool(i % 2) for i in range(n_amp)])
-        names = amps.get("names", [chr(ord("A") + i) for i in range(n_amp)])
+    det_names: set[str] = set()
+    for k, det in enumerate(_list(data["detectors"], where=f"{where}: detectors", non_empty=True)):
+        wd = f"{where}: detectors[{k}]"
+        det = _mapping(det, where=wd)
+        det_id = _integer(det.get("id"), where=f"{wd}.id", low=0, high=MAX_DETECTOR_ID)
+        det_name = check_name(str(det.get("name")) if isinstance(det.get("name"), int) else det.get("name"),
+                              where=f"{wd}.name")  # fmt: skip
+        if det_id in detectors:
+            raise ConfigurationError(f"detector id {det_id} appears twice", where=f"{wd}.id")
+        if det_name in det_names:
+            raise ConfigurationError(f"detector name {det_name!r} appears twice", where=f"{wd}.name")
+        det_names.add(det_name)
+        over = _mapping(det.get("amplifiers", {}), where=f"{wd}.amplifiers")
+        values = {
+            key: (
+                _per_amp(over[key], n_amp, where=f"{wd}.amplifiers.{key}", low=lo, high=hi, low_open=lo_open)
+                if key in over
+                else defaults[key]
+            )
+            for key, lo, hi, lo_open in _ELECTRONICS
+        }
         amp_specs = tuple(
             AmplifierSpec(
                 name=str(names[i]),
                 index=i,
                 nx=nx // n_amp,
                 ny=ny,
-                prescan=int(amps["prescan"]),
-                overscan=int(amps["overscan"]),
-                parallel_overscan=int(amps.get("parallel_overscan", 0)),
+                prescan=prescan,
+                overscan=overscan,
+                parallel_overscan=par_over,
                 flip_x=bool(flips[i]),
-                gain=gains[i],
-                read_noise=noises[i],
-                saturation=sats[i],
+                gain=values["gain"][i],
+                read_noise=values["read_noise"][i],
+                saturation=values["saturation"][i],
             )
             for i in range(n_amp)
         )
-        d = DetectorSpec(
-            id=int(det["id"]),
-            name=str(det["name"]),
+        detectors[det_id] = DetectorSpec(
+            id=det_id,
+            name=det_name,
             nx=nx,
             ny=ny,
-            x_mm=float(det["x_mm"]),
-            y_mm=float(det["y_mm"]),
-            rotation_deg=float(det.get("rotation_deg", 0.0)),
+            x_mm=_number(det.get("x_mm"), where=f"{wd}.x_mm", low=-1e4, high=1e4),
+            y_mm=_number(det.get("y_mm"), where=f"{wd}.y_mm", low=-1e4, high=1e4),
+            rotation_deg=_number(
+                det.get("rotation_deg", 0.0), where=f"{wd}.rotation_deg", low=-360, high=360
+            ),
             purpose=str(det.get("purpose", "SCIENCE")),
             amplifiers=amp_specs,
         )
-        if d.id in detectors:
-            raise ConfigurationError(f"detector id {d.id} appears twice", where="camera")
-        detectors[d.id] = d
     return Camera(
-        name=str(data["name"]),
-        pixel_size_mm=float(data["pixel_size_mm"]),
-        plate_scale_arcsec_per_mm=float(data["plate_scale_arcsec_per_mm"]),
-        distortion=tuple(float(c) for c in data.get("distortion", [])),
-        filters=filters,
+        name=name,
+        pixel_size_mm=pixel_size,
+        plate_scale_arcsec_per_mm=plate_scale,
+        distortion=distortion,
+        filters=tuple(filters),
         detectors=detectors,
         source=dict(data),
     )

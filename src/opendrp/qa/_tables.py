@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from astropy.io.registry import IORegistryError
 from numpy.typing import NDArray
 
 from opendrp.errors import ConfigurationError
@@ -45,7 +46,7 @@ def load_table(table: TableInput, *, role: str) -> tuple[pd.DataFrame, str]:
             from astropy.table import Table
 
             return _astropy_to_pandas(Table.read(path)), str(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, IORegistryError) as exc:
             raise ConfigurationError(
                 f"cannot read {role}: {exc}", where=str(path), fix="give a Parquet, FITS or ECSV table"
             ) from exc

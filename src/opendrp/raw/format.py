@@ -135,15 +135,28 @@ def _parse_header(hdr: Any, *, where: str) -> RawHeader:
             fix="set DATA-TYP to OBJECT, BIAS, DARK or FLAT",
         )
     obs_type = OBSERVATION_TYPES[data_typ]
+    exposure_id = _integer_card(hdr, "EXPID", where=where)
+    detector = _integer_card(hdr, "DET-ID", where=where)
     try:
-        exposure_id = int(hdr["EXPID"])
-        detector = int(hdr["DET-ID"])
         exptime = float(hdr["EXPTIME"])
-        date_obs = Time(str(hdr["DATE-OBS"]), format="isot", scale="utc")
     except (TypeError, ValueError) as exc:
-        raise BadRawFileError(f"unparsable header value ({exc})", where=where) from exc
-    if exposure_id < 0 or exptime < 0:
-        raise BadRawFileError("EXPID and EXPTIME must be non-negative", where=where)
+        raise BadRawFileError(f"EXPTIME={hdr['EXPTIME']!r} is not a number", where=where) from exc
+    date_text = str(hdr["DATE-OBS"]).strip()
+    try:
+        if "T" not in date_text:
+            raise ValueError("no time of day")
+        date_obs = Time(date_text, format="isot", scale="utc")
+        date_obs.utc.datetime  # noqa: B018 - years before 1 or after 9999 fail here
+    except (TypeError, ValueError) as exc:
+        raise BadRawFileError(
+            f"DATE-OBS={date_text!r} is not an ISO-8601 UTC date and time ({exc})",
+            where=where,
+            fix="write it as 2026-03-01T10:00:00.000",
+        ) from exc
+    if exposure_id < 0:
+        raise BadRawFileError(f"EXPID={exposure_id} is negative", where=where, fix="exposure ids are >= 0")
+    if not (np.isfinite(exptime) and exptime >= 0):
+        raise BadRawFileError(f"EXPTIME={exptime} is not a finite number >= 0 (seconds)", where=where)
     need_pointing = obs_type == "science"
     try:
         ra = float(hdr.get("BORE-RA", np.nan))
@@ -174,6 +187,16 @@ def _parse_header(hdr: Any, *, where: str) -> RawHeader:
     )
 
 
+def _integer_card(hdr: Any, key: str, *, where: str) -> int:
+    """An integer header card: a FITS integer, not a float (no silent ``int(49.7)``), a string or a flag."""
+    value = hdr[key]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise BadRawFileError(
+            f"{key}={value!r} is not an integer", where=where, fix=f"write {key} as a FITS integer card"
+        )
+    return int(value)
+
+
 def read_raw_header(path: str | Path, camera: Camera | None = None) -> RawHeader:
     """Read and validate a raw file's header (and, given a camera, its detector, filter and array shape).
 
@@ -189,9 +212,9 @@ def read_raw_header(path: str | Path, camera: Camera | None = None) -> RawHeader
             hdul = fits.open(path, memmap=False)
         with hdul:
             hdr = hdul[0].header
-            shape = (int(hdr.get("NAXIS2", 0)), int(hdr.get("NAXIS1", 0)))
             parsed = _parse_header(hdr, where=where)
             _check_data_complete(hdul, os.path.getsize(path), where=where)
+            shape = _check_array(hdul, where=where)
     except BadRawFileError:
         raise
     except FileNotFoundError as exc:
@@ -231,11 +254,43 @@ def read_raw_header(path: str | Path, camera: Camera | None = None) -> RawHeader
     return parsed
 
 
+#: the documented pixel types: (BITPIX, BZERO) -> description
+PIXEL_TYPES = {(16, 32768.0): "unsigned 16-bit integers", (-32, 0.0): "32-bit floats"}
+
+
+def _check_array(hdul: fits.HDUList, *, where: str) -> tuple[int, int]:
+    """The raw array rules: one HDU, a 2-D primary array of a documented pixel type; returns its shape."""
+    hdr = hdul[0].header
+    naxis = int(hdr.get("NAXIS", 0))
+    if naxis != 2:
+        raise BadRawFileError(
+            f"the primary array has {naxis} axes; a raw file holds one 2-D image",
+            where=where,
+            fix="see docs/raw-format.md (Pixels)",
+        )
+    bitpix, bzero = int(hdr.get("BITPIX", 0)), float(hdr.get("BZERO", 0.0))
+    if (bitpix, bzero) not in PIXEL_TYPES or float(hdr.get("BSCALE", 1.0)) != 1.0:
+        raise BadRawFileError(
+            f"pixel type BITPIX={bitpix} BZERO={bzero:g} BSCALE={float(hdr.get('BSCALE', 1.0)):g} is not "
+            "documented",
+            where=where,
+            fix="write unsigned 16-bit integers (BITPIX=16, BZERO=32768) or 32-bit floats (BITPIX=-32)",
+        )
+    if len(hdul) != 1:
+        raise BadRawFileError(
+            f"the file has {len(hdul)} HDUs; a raw file has only the primary HDU",
+            where=where,
+            fix="remove the extensions (docs/raw-format.md)",
+        )
+    return (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
+
+
 def _check_data_complete(hdul: fits.HDUList, size: int, *, where: str) -> None:
     """Detect truncated files: the data section must be as long as the header says."""
     hdu = hdul[0]
-    n_expected = abs(int(hdu.header.get("BITPIX", 16))) // 8
-    for ax in range(int(hdu.header.get("NAXIS", 0))):
+    naxis = int(hdu.header.get("NAXIS", 0))
+    n_expected = abs(int(hdu.header.get("BITPIX", 16))) // 8 if naxis else 0
+    for ax in range(naxis):
         n_expected *= int(hdu.header[f"NAXIS{ax + 1}"])
     info = hdu.fileinfo()
     if info is None:

@@ -15,6 +15,7 @@ are absorbed in one module.  Collections (all names derive from the instrument n
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -29,6 +30,7 @@ from lsst.sphgeom import ConvexPolygon, HtmPixelization, LonLat, UnitVector3d
 
 from ..errors import ConfigurationError, RepositoryError
 from ..instrument import Camera
+from ..instrument.camera import check_name
 from ..skymap import RingsSkyMap, SkyMapConfig
 
 __all__ = [
@@ -39,6 +41,9 @@ __all__ = [
     "Timespan",
     "calib_collection",
     "camera_run",
+    "check_collection_name",
+    "check_run_inputs",
+    "describe_middleware_error",
     "collection_exists",
     "create_repo",
     "defaults_chain",
@@ -116,20 +121,114 @@ def polygon_from_points(ra: Iterable[float], dec: Iterable[float]) -> ConvexPoly
 
 
 # ---------------------------------------------------------------------------------------------- repository
+#: query-string parameters of a database URL that carry a secret
+_SECRET_PARAMETERS = ("password", "passwd", "pwd", "pass", "sslpassword", "secret", "token")
+
+
 def _check_no_password(url: str) -> None:
-    """Refuse a database URL that carries a password: it would be written into ``butler.yaml``."""
+    """Refuse a database URL that carries a password (in its user info or its query string): it would be
+    written into ``butler.yaml`` (readable by all) and into messages.  The error never repeats the URL."""
     from sqlalchemy.engine import make_url
 
     try:
-        password = make_url(url).password
-    except Exception as exc:
-        raise ConfigurationError(f"not a database URL ({exc})", where="--registry-db") from exc
-    if password:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError and ValueError here
+        if ":" in url and "@" in url:  # never echo what may hold a password
+            raise ConfigurationError("not a database URL", where="--registry-db") from None
         raise ConfigurationError(
-            "the registry URL contains a password, which would be stored in the repository's butler.yaml",
+            f"not a database URL ({exc})",
             where="--registry-db",
-            fix="remove it from the URL and put it in ~/.lsst/db-auth.yaml (mode 600), see docs/execution.md",
+            fix="give e.g. postgresql://user@host:5432/dbname",
+        ) from None
+    secret_keys = [k for k in parsed.query if k.lower() in _SECRET_PARAMETERS]
+    if parsed.password or secret_keys:
+        place = "its user info" if parsed.password else f"its query string ({', '.join(secret_keys)}=)"
+        raise ConfigurationError(
+            f"the registry URL carries a password in {place}, which would be stored in the repository's "
+            "butler.yaml",
+            where="--registry-db",
+            fix="remove it from the URL and put it in ~/.lsst/db-auth.yaml (mode 600) or $PGPASSWORD, "
+            "see docs/execution.md",
         )
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"registry database {parsed.get_backend_name()!r} is not supported",
+            where="--registry-db",
+            fix="use postgresql://user@host:port/dbname (or no --registry-db for SQLite in REPO)",
+        )
+
+
+def _redacted(text: str) -> str:
+    """A middleware message with any URL password (user info or query string) replaced by ``***``."""
+    import re
+
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    keys = "|".join(_SECRET_PARAMETERS)
+    return re.sub(rf"((?:{keys})=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
+
+
+def check_collection_name(name: str, *, where: str) -> str:
+    """A collection name a user gives (``--output``): path-like components of `NAME_PATTERN` names.
+
+    RUN collections become directories of the datastore, so ``..``, absolute names and odd characters are
+    refused (they would write outside the repository).
+    """
+    from ..instrument.camera import NAME_PATTERN
+
+    parts = name.split("/")
+    if not name or any(not NAME_PATTERN.match(p) for p in parts):
+        raise ConfigurationError(
+            f"{name!r} is not a valid collection name",
+            where=where,
+            fix="use names like u/jdoe/run1: '/'-separated parts of letters, digits, '_', '.', '+', '-', "
+            "each starting with a letter or digit (no '..', no leading '/')",
+        )
+    return name
+
+
+def registry_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the registry database refusing or not answering."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 10:
+        if isinstance(cur, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def describe_middleware_error(exc: BaseException) -> RepositoryError | ConfigurationError | None:
+    """One-line openDRP error for an error of the middleware that a user's input caused, or None.
+
+    Known: a bad data query (``--where``), an unknown collection, an unknown data ID value, the registry
+    database refusing or not answering.
+    """
+    from lsst.daf.butler import InvalidQueryError, MissingCollectionError, MissingDatasetTypeError
+    from lsst.daf.butler.registry import DataIdValueError, UserExpressionError
+
+    first = _redacted(" ".join(str(exc).split()))[:400]
+    if isinstance(exc, UserExpressionError | InvalidQueryError):
+        return ConfigurationError(
+            f"invalid data query ({first})",
+            where="--where",
+            fix="see the butler query expression syntax, e.g. \"band IN ('g', 'r') AND visit > 100\"",
+        )
+    if isinstance(exc, DataIdValueError):
+        return ConfigurationError(f"no such data ID value ({first})", where="--where")
+    if isinstance(exc, MissingCollectionError):
+        return RepositoryError(
+            f"unknown collection ({first})", fix="list them with `butler query-collections REPO`"
+        )
+    if isinstance(exc, MissingDatasetTypeError):
+        return RepositoryError(f"unknown dataset type ({first})", fix="ingest or run what makes it first")
+    if registry_unreachable(exc):
+        return RepositoryError(
+            f"the registry database refused or did not answer ({type(exc).__name__})",
+            where="registry",
+            fix="check that the database server runs and accepts this user (host, port, db-auth.yaml)",
+        )
+    return None
 
 
 def create_repo(
@@ -159,17 +258,48 @@ def create_repo(
         raise RepositoryError(
             "a repository already exists here", where=str(root), fix="choose another path or remove it"
         )
+    if root.exists() and not root.is_dir():
+        raise RepositoryError("exists and is not a directory", where=str(root), fix="choose another path")
+    if root.is_dir() and any(root.iterdir()) and not overwrite:
+        raise RepositoryError(
+            "the directory is not empty", where=str(root), fix="give a new or empty directory"
+        )
+    check_name(camera.name, where="camera name")
+    check_name(skymap_config.name, where="skymap.name")
     config = Config(str(seed_config_path()))
     if registry_db:
         _check_no_password(registry_db)
         config["registry", "db"] = registry_db
+    created = not root.exists()
     try:
-        Butler.makeRepo(str(root), config=config, overwrite=overwrite)
-    except Exception as exc:  # the middleware raises many types here (DB errors, file errors)
-        raise RepositoryError(f"cannot create the repository ({exc})", where=str(root)) from exc
-    if not registry_db:
-        use_wal(root)
-    butler = Butler.from_config(str(root), writeable=True)
+        try:
+            Butler.makeRepo(str(root), config=config, overwrite=overwrite)
+        except Exception as exc:  # the middleware raises many types here (DB errors, file errors)
+            known = describe_middleware_error(exc)
+            if known is not None:
+                raise RepositoryError(known.what, where=registry_db or str(root), fix=known.fix) from exc
+            message = _redacted(" ".join(str(exc).split()))[:300]
+            raise RepositoryError(
+                f"cannot create the repository ({type(exc).__name__}: {message})", where=str(root)
+            ) from exc
+        if not registry_db:
+            use_wal(root)
+        butler = Butler.from_config(str(root), writeable=True)
+        _populate_repo(butler, camera, skymap_config)
+    except BaseException:
+        # a failed init leaves nothing behind, so that it can be retried (a PostgreSQL schema it created
+        # stays; a retry with the same URL reuses nothing of it and fails clearly)
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            for child in root.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        raise
+    return butler
+
+
+def _populate_repo(butler: Butler, camera: Camera, skymap_config: SkyMapConfig) -> None:
+    """Register the instrument, camera, sky map and the standing collections of a new repository."""
     register_instrument(butler, camera)
     register_skymap(butler, RingsSkyMap(skymap_config))
     butler.collections.register(calib_collection(camera.name), CollectionType.CALIBRATION)
@@ -186,7 +316,6 @@ def create_repo(
             SKYMAP_RUN,
         ],
     )
-    return butler
 
 
 def open_butler(
@@ -213,6 +342,53 @@ def collection_exists(butler: Butler, name: str) -> bool:
     except MissingCollectionError:
         return False
     return True
+
+
+def check_run_inputs(butler: Butler, instrument: str, *, where: str, output: str) -> None:
+    """What a DRP run needs before it starts workers: a valid ``--where`` that selects some raw data, a
+    reference catalog, and an ``--output`` that is a CHAINED collection (or new).
+
+    Raises
+    ------
+    ConfigurationError, RepositoryError
+        One line naming the option (``--where``, ``--output``) or what to ingest.
+    """
+    from lsst.daf.butler import MissingCollectionError
+
+    try:
+        info = butler.collections.get_info(output)
+        if info.type != CollectionType.CHAINED:
+            raise ConfigurationError(
+                f"{output!r} is a {info.type.name} collection, not an output chain",
+                where="--output",
+                fix="give a new name (e.g. u/you/drp) or the chain of an earlier `opendrp run`",
+            )
+    except MissingCollectionError:
+        pass
+    if not butler.registry.queryDatasetTypes(REFCAT_DATASET) or not butler.query_datasets(
+        REFCAT_DATASET, collections=REFCAT_RUN, explain=False, limit=1
+    ):
+        raise RepositoryError(
+            "no reference catalog is ingested (astrometry and photometry need it)",
+            where=f"collection {REFCAT_RUN}",
+            fix="ingest one: opendrp ingest REPO --refcat refcat.parquet",
+        )
+    query = f"instrument = '{instrument}'" + (f" AND ({where})" if where else "")
+    try:
+        raws = butler.query_datasets(
+            "raw", collections=defaults_chain(instrument), where=query, explain=False, limit=1
+        )
+    except Exception as exc:  # the middleware's query errors
+        known = describe_middleware_error(exc)
+        if known is None:
+            raise
+        raise ConfigurationError(known.what, where="--where", fix=known.fix) from exc
+    if not raws:
+        raise ConfigurationError(
+            f"the data query selects no raw data ({where or 'no query'})",
+            where="--where",
+            fix="check it with `butler query-datasets REPO raw --where ...`, or ingest raw files",
+        )
 
 
 def register_dataset_type(
@@ -348,12 +524,22 @@ def read_refcat(source: str | Path | Table) -> Table:
         files = sorted(path.glob("*.parquet"))
         if not files:
             raise RepositoryError("no *.parquet shard files", where=str(path))
-        tables = [Table.read(f) for f in files]
+        tables = [_read_table(f) for f in files]
         return vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    return _read_table(path)
+
+
+def _read_table(path: Path) -> Table:
+    from astropy.io.registry import IORegistryError
+
     try:
         return Table.read(path)
-    except (OSError, ValueError) as exc:
-        raise RepositoryError(f"cannot read the reference catalog ({exc})", where=str(path)) from exc
+    except (OSError, ValueError, IORegistryError) as exc:
+        raise RepositoryError(
+            f"cannot read the reference catalog ({type(exc).__name__}: {exc})",
+            where=str(path),
+            fix="give a parquet file (or FITS table) with columns id, coord_ra, coord_dec (deg)",
+        ) from exc
 
 
 def ingest_refcat(
@@ -364,10 +550,16 @@ def ingest_refcat(
     ``table`` may be a table, a file, or a directory of shards (any sharding: they are re-sharded).
     Returns the number of shards written.  Required columns: ``id``, ``coord_ra``, ``coord_dec`` (deg).
     """
+    table_source = None if isinstance(table, Table) else table
     table = read_refcat(table)
     missing = [c for c in ("id", "coord_ra", "coord_dec") if c not in table.colnames]
     if missing:
-        raise RepositoryError(f"reference catalog {name!r} lacks columns {missing}")
+        where = str(table_source) if table_source is not None else ""
+        raise RepositoryError(
+            f"the reference catalog lacks columns {missing}",
+            where=where,
+            fix="a reference catalog has columns id, coord_ra, coord_dec (deg) and fluxes",
+        )
     register_dataset_type(butler, name, [f"htm{REFCAT_HTM_LEVEL}"], "ArrowAstropy")
     butler.collections.register(run)
     shard = htm_index(np.asarray(table["coord_ra"]), np.asarray(table["coord_dec"]))

@@ -82,7 +82,7 @@ class RawFormatter(FormatterV2):
     """Raw CCD read-outs in openDRP's raw format (docs/raw-format.md); read-only in practice."""
 
     default_extension = ".fits"
-    supported_extensions = frozenset({".fits", ".fits.fz", ".fit"})
+    supported_extensions = frozenset({".fits", ".FITS", ".Fits", ".fit", ".FIT", ".Fit"})
     can_read_from_local_file = True
 
     def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
