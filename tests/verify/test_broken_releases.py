@@ -127,15 +127,18 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
         futures = [
-            pool.submit(_verify, repo, root / f"verify_{n}", c)
+            pool.submit(
+                run_verify,
+                repo,
+                out_dir=root / f"verify_{n}",
+                collection=c,
+                make_plots=False,
+                record_history=False,
+            )
             for n, c in zip(names, collections, strict=True)
         ]
         docs = dict(zip(names, (f.result() for f in futures), strict=True))
     return docs
-
-
-def _verify(repo: Path, out: Path, collection: str) -> dict[str, Any]:
-    return run_verify(repo, out_dir=out, collection=collection, make_plots=False, record_history=False)
 
 
 def _status(doc: dict[str, Any], case: str) -> str:
