@@ -13,12 +13,17 @@ Rules (all documented choices):
   robust reference, the weighted mean with the highest and lowest input removed per pixel (the median for 3
   inputs), and the weighted scatter ``s**2`` of those remaining inputs; a second pass rejects a warp pixel
   when
-  ``(I - ref)**2 > clip_sigma**2 (var + var_ref + s**2) + (clip_fraction M)**2`` where ``M`` is the maximum of
-  ``|ref|`` over ``clip_footprint`` x ``clip_footprint`` pixels.  The last two terms protect real sources: the
-  scatter term the intrinsic spread between inputs, the ``M`` term (SWarp's CLIPPED combine uses ``|ref|``;
-  the local maximum also covers the wings) star cores and wings under different seeing.  An artifact in one
-  input (cosmic ray, trail) on faint sky stands out; one within a few pixels of a bright source may not be
-  rejected.  Rejected pixels are marked ``CLIPPED`` and ``INEXACT_PSF`` in the coadd.
+  ``(I - ref)**2 > clip_sigma**2 (var + var_ref + s**2) + (f_i M)**2`` where ``M`` is the maximum of
+  ``|ref|`` over ``clip_footprint`` x ``clip_footprint`` pixels and ``f_i = clip_fraction + d_i``.  The last
+  two terms protect real sources: the scatter term the intrinsic spread between inputs, the ``M`` term
+  (SWarp's CLIPPED combine uses ``|ref|``; the local maximum also covers the wings) star cores and wings.
+  ``d_i`` (``psf_clip_tolerance``, default on) is the largest deviation of a point source under warp
+  ``i``'s PSF from the reference's PSF, in units of ``M`` (`opendrp.coadd.clipping`): the seeing
+  differences that Rubin's CompareWarp removes by PSF-matching (DMTN-080), so that no star core is clipped
+  because one visit is sharper or broader than the others; ``clip_fraction`` (default 0.3) is left for the
+  PSF models' errors.  An artifact in one input (cosmic ray, trail) on faint sky stands out; one within a
+  few pixels of a bright source may not be rejected.  Rejected pixels are marked ``CLIPPED`` and
+  ``INEXACT_PSF`` in the coadd.
 * **Mask**: ``or_mask_planes`` (CR, INTRP, EDGE, SUSPECT, STREAK, SENSOR_EDGE) are OR-ed over contributing
   inputs; a plane in ``mask_fraction_thresholds`` (default ``{"SAT": 0.1}``, Rubin's rule) is set where the
   weight fraction of covering inputs having it exceeds the threshold; bad planes are also set where every
@@ -31,8 +36,8 @@ Warps may be full-size (the coadd's shape) or compact (only their box, placed by
 ``WARP_X0/Y0/X1/Y1``, see ``warp_exposure(..., full_size=False)``).
 
 Memory (``n`` = pixels of the coadd): pass 1 holds 5 float32, 1 float64 and 3 uint16 arrays (34 n bytes),
-pass 2 the reference (2 float32) and 6 accumulators (32 n bytes), plus one warp at a time; the final arrays
-are computed in place.  ~0.55 GB for 4000 x 4000, plus the warp (0.1 GB compact for an HSC CCD).
+pass 2 the reference (3 float32) and 6 accumulators (36 n bytes), plus one warp at a time; the final arrays
+are computed in place.  ~0.6 GB for 4000 x 4000, plus the warp (0.1 GB compact for an HSC CCD).
 The warps are visited twice (once without clipping), so a lazy sequence that reads each warp from disk on
 access keeps only one warp in memory.
 """
@@ -50,6 +55,7 @@ from ..image.exposure import Exposure
 from ..image.mask import mask_bit
 from ..image.photo_calib import PhotoCalib
 from ..psf import CoaddPsf, PsfModel
+from .clipping import _local_max, psf_deviation_fractions
 from .mapping import BBox
 from .warp import WARP_BBOX_PREFIX, warp_bbox
 
@@ -145,19 +151,6 @@ def _metadata_value(metadata: Mapping[str, Any], key: str) -> Any:
     return lowered.get(key.lower())
 
 
-def _local_max(a: np.ndarray, half: int) -> np.ndarray:
-    """Maximum over ``(2 half + 1)**2`` boxes (edges: over the part inside), by shifted maxima."""
-    out = a.copy()
-    for d in range(1, half + 1):
-        np.maximum(out[:, d:], a[:, :-d], out=out[:, d:])
-        np.maximum(out[:, :-d], a[:, d:], out=out[:, :-d])
-    rows = out.copy()
-    for d in range(1, half + 1):
-        np.maximum(out[d:], rows[:-d], out=out[d:])
-        np.maximum(out[:-d], rows[d:], out=out[:-d])
-    return out
-
-
 def warp_weight(warp: Exposure, *, bad_mask_planes: Sequence[str] = DEFAULT_BAD_MASK_PLANES) -> float:
     """Inverse of the 3-sigma-clipped mean variance (nJy**-2) of a warp's good pixels; 0 if it has none."""
     bbox = warp_bbox(warp)
@@ -239,14 +232,13 @@ class ReferenceAccumulator:
             np.copyto(self._lo[sl], img, where=lo)
             np.copyto(self._lo_idx[sl], idx, where=lo, casting="unsafe")
 
-    def finish(
-        self, *, clip_sigma: float = 3.0, clip_fraction: float = 0.3, clip_footprint: int = 5
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The reference image (nJy) and its tolerance variance (nJy**2).
+    def finish(self, *, clip_footprint: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The reference image (nJy), its noise tolerance variance (nJy**2) and the source amplitude ``M``.
 
         The tolerance variance is the variance of the trimmed mean plus the weighted scatter of the trimmed
-        inputs plus ``(clip_fraction M / clip_sigma)**2`` (``M``: local maximum of ``|ref|``); +inf where
-        fewer than 3 inputs.  Computed in place, a few rows at a time; the accumulators are released.
+        inputs (+inf where fewer than 3 inputs); ``M`` (nJy) is the local maximum of ``|ref|`` over
+        ``clip_footprint`` x ``clip_footprint`` pixels, which `CoaddAccumulator` scales by each warp's clip
+        fraction.  Computed in place, a few rows at a time; the accumulators are released.
         """
         weights = np.asarray(self._weights + [0.0], np.float32)
         ref, tol_var = self._sum, self._var  # reused for the results
@@ -278,19 +270,15 @@ class ReferenceAccumulator:
             tol_var[sl] = var_ref
         for name in ("_sum_sq", "_weight", "_hi", "_lo", "_hi_idx", "_lo_idx", "_count"):
             setattr(self, name, None)
-        if clip_fraction > 0:
-            half = max(int(clip_footprint), 1) // 2
-            ny = self.shape[0]
-            factor = np.float32(clip_fraction / clip_sigma)
-            for r0, r1 in _row_chunks(0, ny, self.shape[1]):
-                amp = _local_max(np.abs(ref[max(r0 - half, 0) : min(r1 + half, ny)]), half)
-                amp = amp[r0 - max(r0 - half, 0) :][: r1 - r0]
-                amp *= factor
-                amp *= amp
-                tol_var[r0:r1] += amp
+        half = max(int(clip_footprint), 1) // 2
+        ny = self.shape[0]
+        amp = np.empty(self.shape, np.float32)
+        for r0, r1 in _row_chunks(0, ny, self.shape[1]):
+            local = _local_max(np.abs(ref[max(r0 - half, 0) : min(r1 + half, ny)]), half)
+            amp[r0:r1] = local[r0 - max(r0 - half, 0) :][: r1 - r0]
         for name in ("_sum", "_var"):
             setattr(self, name, None)
-        return ref, tol_var
+        return ref, tol_var, amp
 
 
 class CoaddAccumulator:
@@ -302,10 +290,12 @@ class CoaddAccumulator:
         Coadd ``(ny, nx)``.
     wcs : `astropy.wcs.WCS`, optional
         Coadd WCS (default: the first full-size warp's).
-    reference : `tuple` [`numpy.ndarray`, `numpy.ndarray`], optional
-        ``(ref, tolerance variance)`` from `ReferenceAccumulator.finish`; enables artifact rejection.
+    reference : `tuple` [`numpy.ndarray`, `numpy.ndarray`, `numpy.ndarray`], optional
+        ``(ref, tolerance variance, M)`` from `ReferenceAccumulator.finish`; enables artifact rejection.
     clip_sigma : `float`
-        Rejection threshold: ``(I - ref)**2 > clip_sigma**2 (var + tolerance variance)``.
+        Rejection threshold: ``(I - ref)**2 > clip_sigma**2 (var + tolerance variance) + (f M)**2``.
+    clip_fraction : `float`
+        ``f`` of the warps added without their own (see `add`).
     bad_mask_planes, or_mask_planes, mask_fraction_thresholds
         Mask rules, see the module notes.
 
@@ -320,8 +310,9 @@ class CoaddAccumulator:
         shape: tuple[int, int],
         wcs: WCS | None = None,
         *,
-        reference: tuple[np.ndarray, np.ndarray] | None = None,
+        reference: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         clip_sigma: float = 3.0,
+        clip_fraction: float = 0.3,
         bad_mask_planes: Sequence[str] = DEFAULT_BAD_MASK_PLANES,
         or_mask_planes: Sequence[str] = DEFAULT_OR_MASK_PLANES,
         mask_fraction_thresholds: Mapping[str, float] = DEFAULT_MASK_FRACTION_THRESHOLDS,
@@ -330,6 +321,7 @@ class CoaddAccumulator:
         self.wcs = wcs
         self.reference = reference
         self.clip_sigma = float(clip_sigma)
+        self.clip_fraction = float(clip_fraction)
         self._bad_planes = mask_bit(*bad_mask_planes) if bad_mask_planes else 0
         self._or_planes = mask_bit(*or_mask_planes) if or_mask_planes else 0
         self._thresholds = {mask_bit(k): float(v) for k, v in mask_fraction_thresholds.items()}
@@ -343,8 +335,12 @@ class CoaddAccumulator:
         self._psfs: list[tuple[PsfModel, float, BBox, int, int]] = []
         self.n_clipped = 0
 
-    def add(self, warp: Exposure, weight: float | None = None) -> float:
-        """Accumulate one warp (full-size or compact); returns the weight used (`warp_weight` by default)."""
+    def add(self, warp: Exposure, weight: float | None = None, *, clip_fraction: float | None = None) -> float:
+        """Accumulate one warp (full-size or compact); returns the weight used (`warp_weight` by default).
+
+        ``clip_fraction`` (default: the accumulator's) is this warp's ``f`` in the rejection tolerance
+        ``(f M)**2``, e.g. the base fraction plus `opendrp.coadd.clipping.psf_deviation_fractions`.
+        """
         bbox, dy, dx = _placement(warp, self.shape)
         if weight is None:
             weight = warp_weight(warp)
@@ -362,6 +358,7 @@ class CoaddAccumulator:
         if warp.psf is not None:
             self._psfs.append((warp.psf, float(weight), bbox, dx, dy))
         w = np.float32(weight)
+        frac = np.float32(self.clip_fraction if clip_fraction is None else clip_fraction)
         clip_bits = mask_bit("CLIPPED", "INEXACT_PSF")
         inexact = mask_bit("INEXACT_PSF")
         excluded_bits = self._bad_planes & ~_NO_DATA
@@ -373,6 +370,10 @@ class CoaddAccumulator:
                 resid *= resid
                 tol = var + self.reference[1][sl]
                 tol *= self.clip_sigma**2
+                if frac > 0:
+                    amp = self.reference[2][sl] * frac
+                    amp *= amp
+                    tol += amp
                 clipped = ok & (resid > tol)
                 n_clip = int(np.count_nonzero(clipped))
                 if n_clip:
@@ -468,6 +469,14 @@ class CoaddAccumulator:
         )
 
 
+def _psf_in_coadd_frame(warp: Exposure, shape: tuple[int, int]) -> PsfModel | None:
+    """A warp's PSF with its footprints in coadd pixels (compact warps: shifted by the box origin)."""
+    if warp.psf is None:
+        return None
+    bbox, dy, dx = _placement(warp, shape)
+    return _combine_psfs([(warp.psf, 1.0, bbox, dx, dy)])
+
+
 def _combine_psfs(parts: Sequence[tuple[PsfModel, float, BBox, int, int]]) -> CoaddPsf | None:
     """`CoaddPsf` of the warps' PSFs with their weights, in coadd pixels.
 
@@ -498,6 +507,7 @@ def assemble_coadd(
     clip_sigma: float | None = 3.0,
     clip_fraction: float = 0.3,
     clip_footprint: int = 5,
+    psf_clip_tolerance: bool = True,
     weights: Sequence[float] | None = None,
     bad_mask_planes: Sequence[str] = DEFAULT_BAD_MASK_PLANES,
     or_mask_planes: Sequence[str] = DEFAULT_OR_MASK_PLANES,
@@ -520,6 +530,10 @@ def assemble_coadd(
         Extra rejection tolerance as a fraction of the local maximum of the reference.
     clip_footprint : `int`
         Size (pixels) of the box over which that maximum is taken.
+    psf_clip_tolerance : `bool`
+        Add to each warp's clip fraction the deviation of a point source under its PSF from the reference
+        (`opendrp.coadd.clipping.psf_deviation_fractions`): star cores are not clipped where the seeing
+        differs between visits.  Warps without a PSF get none.
     weights : sequence of `float`, optional
         Weights per warp (default: `warp_weight`, inverse mean variance).
     bad_mask_planes, or_mask_planes, mask_fraction_thresholds
@@ -543,8 +557,10 @@ def assemble_coadd(
         raise ValueError(f"{len(weights)} weights for {len(warps)} warps")
     reference = None
     weight_list: list[float] = []
+    fractions: list[float] = []
     if clip_sigma is not None and len(warps) >= 3:
         ref_acc: ReferenceAccumulator | None = None
+        psfs: list[PsfModel | None] = []
         for k in range(len(warps)):
             warp = warps[k]
             if shape is None:  # the first warp sets the grid (it must then be full-size)
@@ -556,12 +572,16 @@ def assemble_coadd(
             w = warp_weight(warp, bad_mask_planes=bad_mask_planes) if weights is None else float(weights[k])
             weight_list.append(w)
             ref_acc.add(warp, w)
+            if psf_clip_tolerance:
+                psfs.append(_psf_in_coadd_frame(warp, shape))
             del warp  # a lazy sequence then holds at most one warp at a time
         assert ref_acc is not None
-        reference = ref_acc.finish(
-            clip_sigma=clip_sigma, clip_fraction=clip_fraction, clip_footprint=clip_footprint
-        )
+        reference = ref_acc.finish(clip_footprint=clip_footprint)
         del ref_acc
+        extra = np.zeros(len(weight_list))
+        if psf_clip_tolerance:
+            extra = psf_deviation_fractions(psfs, weight_list, shape, footprint=clip_footprint)
+        fractions = [clip_fraction + float(f) for f in extra]
     elif weights is not None:
         weight_list = [float(w) for w in weights]
     acc: CoaddAccumulator | None = None
@@ -575,12 +595,17 @@ def assemble_coadd(
                 wcs,
                 reference=reference,
                 clip_sigma=clip_sigma if clip_sigma is not None else 3.0,
+                clip_fraction=clip_fraction,
                 bad_mask_planes=bad_mask_planes,
                 or_mask_planes=or_mask_planes,
                 mask_fraction_thresholds=mask_fraction_thresholds,
             )
             reference = None
-        acc.add(warp, weight_list[k] if weight_list else None)
+        acc.add(
+            warp,
+            weight_list[k] if weight_list else None,
+            clip_fraction=fractions[k] if fractions else None,
+        )
         del warp
     assert acc is not None
     return acc.finish()
