@@ -127,21 +127,129 @@ def select_stars(truth: pd.DataFrame, band: str) -> np.ndarray:
     return isolated & truth["is_star"].to_numpy()
 
 
-def diagnose_band(
-    butler: Any, collection: str, truth: pd.DataFrame, band: str, objects: pd.DataFrame, srcs: Table
-) -> dict[str, Any]:
-    skymap = get_skymap(butler)
-    refs = list(butler.query_datasets("deepCoadd", collections=collection, where=f"band='{band}'", limit=None))
+class RepoData:
+    """Coadds, warps and calexps of a finished run, read from its repository."""
+
+    def __init__(self, butler: Any, collection: str) -> None:
+        self.butler, self.collection = butler, collection
+        self.skymap = get_skymap(butler)
+
+    def patches(self, band: str) -> list[tuple[int, int]]:
+        refs = self.butler.query_datasets(
+            "deepCoadd", collections=self.collection, where=f"band='{band}'", limit=None
+        )
+        return sorted({(int(r.dataId["tract"]), int(r.dataId["patch"])) for r in refs})
+
+    def coadd(self, tract: int, patch: int, band: str) -> Any:
+        return self.butler.get("deepCoadd", tract=tract, patch=patch, band=band, skymap=self.skymap.name)
+
+    def warps(self, tract: int, patch: int, band: str) -> list[tuple[int, Any]]:
+        refs = self.butler.query_datasets(
+            "deepCoadd_directWarp",
+            collections=self.collection,
+            where=f"band='{band}' AND tract={tract} AND patch={patch}",
+            limit=None,
+        )
+        return [(int(r.dataId["visit"]), self.butler.get(r)) for r in refs]
+
+    def calexps(self, visit: int) -> list[Any]:
+        refs = self.butler.query_datasets(
+            "calexp", collections=self.collection, where=f"visit={visit}", limit=None
+        )
+        return [self.butler.get(r) for r in refs]
+
+
+class RerunData(RepoData):
+    """Warps, coadds and the Object table recomputed in memory from the run's calexps with task configs
+    (``overrides``: task label -> {field: value}), by the tasks' ``run()`` methods."""
+
+    def __init__(self, butler: Any, collection: str, overrides: dict[str, dict[str, Any]]) -> None:
+        super().__init__(butler, collection)
+        from opendrp.tasks.coadd import AssembleCoaddTask, MakeWarpTask
+        from opendrp.tasks.multiband import (
+            DetectCoaddTask,
+            ForcedPhotCoaddTask,
+            MergeDetectionsTask,
+            WriteObjectTableTask,
+        )
+
+        def make(cls: Any, label: str) -> Any:
+            config = cls.ConfigClass()
+            for k, v in overrides.get(label, {}).items():
+                setattr(config, k, v)
+            config.validate()
+            return cls(config=config)
+
+        warp_t, coadd_t = make(MakeWarpTask, "makeWarp"), make(AssembleCoaddTask, "assembleCoadd")
+        det_t, merge_t = make(DetectCoaddTask, "detectCoadd"), make(MergeDetectionsTask, "mergeDetections")
+        forced_t, obj_t = (
+            make(ForcedPhotCoaddTask, "forcedPhotCoadd"),
+            make(WriteObjectTableTask, "writeObjectTable"),
+        )
+        self._coadds: dict[tuple[int, int, str], Any] = {}
+        self._warps: dict[tuple[int, int, str], list[tuple[int, Any]]] = {}
+        refs = list(butler.query_datasets("deepCoadd", collections=collection, limit=None))
+        keys = sorted({(int(r.dataId["tract"]), int(r.dataId["patch"]), str(r.dataId["band"])) for r in refs})
+        self._bands_of: dict[tuple[int, int], list[str]] = {}
+        visits = butler.query_datasets("calexp", collections=collection, limit=None)
+        by_band: dict[str, set[int]] = {}
+        for r in visits:
+            by_band.setdefault(str(r.dataId["band"]), set()).add(int(r.dataId["visit"]))
+        cal_cache = {v: self.butler_calexps(v) for vs in by_band.values() for v in vs}
+        self._calexps = cal_cache
+        tables = []
+        for tract, patch in sorted({(t, p) for t, p, _ in keys}):
+            info = self.skymap.tract(tract).patch(patch)
+            dets, forced = {}, {}
+            for band in sorted({b for t, p, b in keys if (t, p) == (tract, patch)}):
+                warps = []
+                for v in sorted(by_band[band]):
+                    try:
+                        warps.append(
+                            (v, warp_t.run(calexps=cal_cache[v], patch=info, visit=v, band=band).warp)
+                        )
+                    except Exception as exc:  # NoWorkFound
+                        if type(exc).__name__ != "NoWorkFound":
+                            raise
+                self._warps[(tract, patch, band)] = warps
+                coadd = coadd_t.run(warps=[w for _, w in warps], patch=info, band=band).coadd
+                self._coadds[(tract, patch, band)] = coadd
+                dets[band] = det_t.run(coadd=coadd).detections
+            merged = merge_t.run(detections=dets, sky_map=self.skymap, tract=tract, patch=patch).merged
+            for band in dets:
+                forced[band] = forced_t.run(coadd=self._coadds[(tract, patch, band)], merged=merged).forced
+            tables.append(obj_t.run(forced=forced, merged=merged).objects)
+        from astropy.table import vstack
+
+        self.objects = vstack(tables, metadata_conflicts="silent").to_pandas()
+
+    def butler_calexps(self, visit: int) -> list[Any]:
+        return RepoData.calexps(self, visit)
+
+    def patches(self, band: str) -> list[tuple[int, int]]:
+        return sorted((t, p) for t, p, b in self._coadds if b == band)
+
+    def calexps(self, visit: int) -> list[Any]:
+        return self._calexps[visit]
+
+    def coadd(self, tract: int, patch: int, band: str) -> Any:
+        return self._coadds[(tract, patch, band)]
+
+    def warps(self, tract: int, patch: int, band: str) -> list[tuple[int, Any]]:
+        return self._warps[(tract, patch, band)]
+
+
+def diagnose_band(data: RepoData, truth: pd.DataFrame, band: str, objects: pd.DataFrame, srcs: Table) -> dict:
+    skymap = data.skymap
     isolated = select_stars(truth, band)
     results: dict[str, list[np.ndarray]] = {}
 
     def add(name: str, values: np.ndarray) -> None:
         results.setdefault(name, []).append(np.asarray(values, float))
 
-    for ref in refs:
-        tract, patch_id = int(ref.dataId["tract"]), int(ref.dataId["patch"])
+    for tract, patch_id in data.patches(band):
         patch = skymap.tract(tract).patch(patch_id)
-        coadd = butler.get(ref)
+        coadd = data.coadd(tract, patch_id, band)
         ny, nx = coadd.shape
         xt, yt = patch.wcs.all_world2pix(truth["ra"].to_numpy(), truth["dec"].to_numpy(), 0)
         inside = patch.contains_inner(xt, yt) & (xt > 20) & (yt > 20) & (xt < nx - 21) & (yt < ny - 21)
@@ -154,7 +262,10 @@ def diagnose_band(
         sn = obj[f"{band}_psfFlux"].to_numpy()[j] / obj[f"{band}_psfFluxErr"].to_numpy()[j]
         sat = obj[f"{band}_pixelFlags_saturated"].to_numpy()[j].astype(bool)
         base = inside & matched & ~sat & truth["is_star"].to_numpy()
-        for label, sel in (("isolated", base & isolated & (sn > 50)), ("blended", base & ~isolated & (sn > 50))):
+        for label, sel in (
+            ("isolated", base & isolated & (sn > 50)),
+            ("blended", base & ~isolated & (sn > 50)),
+        ):
             idx = np.flatnonzero(sel)
             if idx.size == 0:
                 continue
@@ -172,8 +283,12 @@ def diagnose_band(
             bad = (coadd.mask & mask_bit("NO_DATA", "BAD", "SAT")) != 0
             img = np.asarray(coadd.image, float)
             f_ap, e_ap, _ = sep.sum_circle(
-                img.astype(np.float32), x, y, APERTURE_RADIUS,
-                var=np.where(np.isfinite(coadd.variance), coadd.variance, 0).astype(np.float32), subpix=5,
+                img.astype(np.float32),
+                x,
+                y,
+                APERTURE_RADIUS,
+                var=np.where(np.isfinite(coadd.variance), coadd.variance, 0).astype(np.float32),
+                subpix=5,
             )
             add("isolated/aperture", f_ap / tf - 1)
             add("isolated/aperture_pull", (f_ap - tf) / e_ap)
@@ -227,38 +342,34 @@ def diagnose_band(
             add("isolated/psf_flux_any_clipped", np.where(np.array(cf) > 0, pf / tf - 1, np.nan))
             add("isolated/psf_flux_none_clipped", np.where(np.array(cf) == 0, pf / tf - 1, np.nan))
             # re-assemble without clipping
-            wrefs = list(
-                butler.query_datasets(
-                    "deepCoadd_directWarp",
-                    collections=collection,
-                    where=f"band='{band}' AND tract={tract} AND patch={patch_id}",
-                    limit=None,
-                )
-            )
-            warps = [butler.get(w) for w in wrefs]
+            visit_warps = data.warps(tract, patch_id, band)
+            warps = [w for _, w in visit_warps]
             noclip = assemble_coadd(warps, clip_sigma=None, shape=coadd.shape, wcs=patch.wcs)
             nc = measure_sources(
-                noclip.image, noclip.variance, noclip.mask, noclip.psf, o["x"].to_numpy(), o["y"].to_numpy(),
-                centroid=False, petrosian=False,
+                noclip.image,
+                noclip.variance,
+                noclip.mask,
+                noclip.psf,
+                o["x"].to_numpy(),
+                o["y"].to_numpy(),
+                centroid=False,
+                petrosian=False,
             )
             fnc = np.asarray(nc["psfFlux"], float)
             add("isolated/psf_flux_noclip", fnc / tf - 1)
             add("isolated/psf_flux_noclip_pull", (fnc - tf) / np.asarray(nc["psfFluxErr"]))
             # warping flux conservation, per visit
-            for wref, warp in zip(wrefs, warps):
-                visit = int(wref.dataId["visit"])
+            for visit, warp in visit_warps:
                 bx0 = int(warp.metadata.get("WARP_X0", 0))
                 by0 = int(warp.metadata.get("WARP_Y0", 0))
                 wimg = np.asarray(warp.image, np.float32)
                 fw, _, flw = sep.sum_circle(wimg, x - bx0, y - by0, APERTURE_RADIUS, subpix=5)
                 ok_w = (flw & sep.APER_TRUNC) == 0
-                cal_refs = butler.query_datasets(
-                    "calexp", collections=collection, where=f"visit={visit}", limit=None
-                )
                 fc = np.full(len(x), np.nan)
-                for cref in cal_refs:
-                    cal = butler.get(cref)
-                    cx, cy = cal.wcs.all_world2pix(truth["ra"].to_numpy()[idx], truth["dec"].to_numpy()[idx], 0)
+                for cal in data.calexps(visit):
+                    cx, cy = cal.wcs.all_world2pix(
+                        truth["ra"].to_numpy()[idx], truth["dec"].to_numpy()[idx], 0
+                    )
                     cny, cnx = cal.shape
                     on = (cx > 15) & (cy > 15) & (cx < cnx - 16) & (cy < cny - 16)
                     if not on.any():
@@ -326,22 +437,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collection", default=None, help="output chain (default: {instrument}/runs/drp)")
     p.add_argument("--out", type=Path, default=Path("bench_out/diagnose_coadd.json"))
     p.add_argument("--bands", nargs="*", default=None)
+    p.add_argument(
+        "--rerun",
+        default=None,
+        help="JSON of task-config overrides ({label: {field: value}}): recompute warps, coadds and objects "
+        "in memory from the run's calexps with the current code instead of reading the run's coadds",
+    )
     args = p.parse_args(argv)
     repo = args.demo_dir / "repo"
     collection = args.collection or "HSC/runs/drp"
     butler = open_butler(repo, collections=[collection])
     truth = pd.read_parquet(args.demo_dir / "truth" / "truth.parquet")
-    objects = pd.read_parquet(args.demo_dir / "catalogs" / "object.parquet")
+    if args.rerun is not None:
+        data: RepoData = RerunData(butler, collection, json.loads(args.rerun))
+        objects = data.objects  # type: ignore[attr-defined]
+    else:
+        data = RepoData(butler, collection)
+        objects = pd.read_parquet(args.demo_dir / "catalogs" / "object.parquet")
     refs = list(butler.query_datasets("src", collections=collection, limit=None))
     cols = ["coord_ra", "coord_dec", "psfFlux", "psfFluxErr", "band"]
     from astropy.table import vstack
 
     srcs = vstack([butler.get(r, parameters={"columns": cols}) for r in refs], metadata_conflicts="silent")
     bands = args.bands or sorted(c[: -len("_psfFlux")] for c in objects.columns if c.endswith("_psfFlux"))
-    report = {b: diagnose_band(butler, collection, truth, b, objects, srcs) for b in bands}
+    bands = [b for b in bands if data.patches(b)]
+    report: dict[str, Any] = {b: diagnose_band(data, truth, b, objects, srcs) for b in bands}
+    report["rerun"] = args.rerun
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     for b, r in report.items():
+        if not isinstance(r, dict):
+            continue
         print(f"== band {b}")
         for k, v in r.items():
             if isinstance(v, dict) and "robust_scatter" in v:

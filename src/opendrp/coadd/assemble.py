@@ -24,6 +24,10 @@ Rules (all documented choices):
   PSF models' errors.  An artifact in one input (cosmic ray, trail) on faint sky stands out; one within a
   few pixels of a bright source may not be rejected.  Rejected pixels are marked ``CLIPPED`` and
   ``INEXACT_PSF`` in the coadd.
+* **Correlated noise**: the variance plane is the per-pixel variance; resampling correlates neighbouring
+  pixels, so a sum over a smooth weight (a PSF fit, an aperture) has ``1 / F`` times the variance the
+  per-pixel values predict, with ``F = sum(w) / sum(w / f_i)`` over the warps' ``WARP_NOISE_FACTOR``
+  ``f_i`` (0.80 for lanczos3), written to the metadata as ``COADD_NOISE_FACTOR`` (1 without it).
 * **Mask**: ``or_mask_planes`` (CR, INTRP, EDGE, SUSPECT, STREAK, SENSOR_EDGE) are OR-ed over contributing
   inputs; a plane in ``mask_fraction_thresholds`` (default ``{"SAT": 0.1}``, Rubin's rule) is set where the
   weight fraction of covering inputs having it exceeds the threshold; bad planes are also set where every
@@ -334,8 +338,12 @@ class CoaddAccumulator:
         self.inputs: list[dict] = []
         self._psfs: list[tuple[PsfModel, float, BBox, int, int]] = []
         self.n_clipped = 0
+        self._noise_w = 0.0  # sum of weights, and of weight / noise factor, of the warps that have one
+        self._noise_wf = 0.0
 
-    def add(self, warp: Exposure, weight: float | None = None, *, clip_fraction: float | None = None) -> float:
+    def add(
+        self, warp: Exposure, weight: float | None = None, *, clip_fraction: float | None = None
+    ) -> float:
         """Accumulate one warp (full-size or compact); returns the weight used (`warp_weight` by default).
 
         ``clip_fraction`` (default: the accumulator's) is this warp's ``f`` in the rejection tolerance
@@ -357,6 +365,10 @@ class CoaddAccumulator:
             return float(weight)
         if warp.psf is not None:
             self._psfs.append((warp.psf, float(weight), bbox, dx, dy))
+        factor = _metadata_value(warp.metadata, "WARP_NOISE_FACTOR")
+        if factor is not None and float(factor) > 0:
+            self._noise_w += float(weight)
+            self._noise_wf += float(weight) / float(factor)
         w = np.float32(weight)
         frac = np.float32(self.clip_fraction if clip_fraction is None else clip_fraction)
         clip_bits = mask_bit("CLIPPED", "INEXACT_PSF")
@@ -457,6 +469,7 @@ class CoaddAccumulator:
             "visits": visits,
             "inputs": list(self.inputs),
             "NCLIPPED": int(self.n_clipped),
+            "COADD_NOISE_FACTOR": round(self._noise_w / self._noise_wf, 4) if self._noise_wf > 0 else 1.0,
         }
         return Exposure(
             image,
@@ -547,7 +560,8 @@ def assemble_coadd(
     -------
     coadd : `opendrp.image.Exposure`
         Image in nJy per pixel, variance nJy**2, `CoaddPsf`, ``PhotoCalib(1.0)``, the warps' WCS; metadata
-        ``NINPUTS``, ``NVISITS``, ``NCLIPPED``, ``visits`` (list), ``inputs`` (list of dicts).
+        ``NINPUTS``, ``NVISITS``, ``NCLIPPED``, ``COADD_NOISE_FACTOR`` (see the module notes), ``visits``
+        (list), ``inputs`` (list of dicts).
     """
     if statistic != "mean":
         raise ConfigurationError(f"unknown statistic {statistic!r}", where="statistic", fix="use 'mean'")
@@ -579,7 +593,7 @@ def assemble_coadd(
         reference = ref_acc.finish(clip_footprint=clip_footprint)
         del ref_acc
         extra = np.zeros(len(weight_list))
-        if psf_clip_tolerance:
+        if psf_clip_tolerance and shape is not None:
             extra = psf_deviation_fractions(psfs, weight_list, shape, footprint=clip_footprint)
         fractions = [clip_fraction + float(f) for f in extra]
     elif weights is not None:

@@ -1,7 +1,9 @@
 """Multi-band processing on coadds: merged detections, primary flags, the Object table."""
 
+from .centroids import CENTROID_METHODS, coadd_centroids
 from .objects import (
     BAND_COLUMNS,
+    coadd_apcorr_stars,
     make_object_id,
     make_object_table,
     merge_detections,
@@ -11,6 +13,9 @@ from .objects import (
 
 __all__ = [
     "BAND_COLUMNS",
+    "CENTROID_METHODS",
+    "coadd_apcorr_stars",
+    "coadd_centroids",
     "make_object_id",
     "make_object_table",
     "merge_detections",

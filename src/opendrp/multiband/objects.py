@@ -13,6 +13,7 @@ from ..skymap import PatchInfo, RingsSkyMap, TractInfo
 __all__ = [
     "PATCH_BITS",
     "SOURCE_BITS",
+    "coadd_apcorr_stars",
     "make_object_id",
     "make_object_table",
     "merge_detections",
@@ -139,11 +140,49 @@ def reference_band(sn: Mapping[str, np.ndarray], priority: list[str]) -> np.ndar
     return np.array(bands, dtype="U8")[np.argmax(stack, axis=0)]
 
 
+def coadd_apcorr_stars(
+    forced: Table, *, min_sn: float = 50.0, isolation_radius: float = 24.0, neighbour_fraction: float = 0.01
+) -> np.ndarray:
+    """The point sources of a coadd's forced measurement that its aperture corrections are fitted on.
+
+    Point-like (``extendedness == 0``), ``psfFlux / psfFluxErr > min_sn``, no saturated, bad, edge,
+    cosmic-ray or interpolated pixel flag, and isolated: no other source within ``isolation_radius``
+    pixels (twice the 12-pixel ``calibFlux`` radius) holds more than ``neighbour_fraction`` of the flux.
+
+    Returns
+    -------
+    stars : `numpy.ndarray` [bool]
+    """
+    n = len(forced)
+    if n == 0:
+        return np.zeros(0, bool)
+    flux = np.asarray(forced["psfFlux"], float)
+    err = np.asarray(forced["psfFluxErr"], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sn = flux / err
+    ok = (
+        (np.asarray(forced["extendedness"], float) == 0) & (sn > min_sn) & ~np.asarray(forced["psfFlux_flag"])
+    )
+    for col in ("saturated", "bad", "edge", "cr", "interpolated"):
+        name = f"pixelFlags_{col}"
+        if name in forced.colnames:
+            ok &= ~np.asarray(forced[name], bool)
+    xy = np.column_stack([np.asarray(forced["x"], float), np.asarray(forced["y"], float)])
+    f_any = np.nan_to_num(np.maximum(flux, np.asarray(forced["calibFlux"], float)), nan=0.0)
+    tree = cKDTree(xy)
+    for i in np.flatnonzero(ok):
+        others = [j for j in tree.query_ball_point(xy[i], isolation_radius) if j != i]
+        if others and f_any[others].max() > neighbour_fraction * flux[i]:
+            ok[i] = False
+    return ok
+
+
 #: per-band columns copied from the forced measurement into the Object table
 BAND_COLUMNS = (
     "psfFlux",
     "psfFluxErr",
     "psfFlux_flag",
+    "psfFlux_apCorr",
     "kronFlux",
     "kronFluxErr",
     "kronRad",

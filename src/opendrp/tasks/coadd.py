@@ -13,6 +13,7 @@ from astropy.wcs import WCS
 
 from ..coadd import BBox, LazyWarps, assemble_coadd, warp_bbox, warp_exposure
 from ..coadd.warp import WARP_BBOX_PREFIX
+from ..errors import ConfigurationError
 from ..image import Exposure, mask_bit
 from ..psf import CoaddPsf
 from ..skymap import PatchInfo, RingsSkyMap
@@ -35,7 +36,8 @@ def merge_detector_warps(warps: list[Exposure], target_wcs: WCS, metadata: dict[
 
     Each input covers its own box of the target grid (``WARP_X0/Y0/X1/Y1`` in its metadata); the result
     covers the union box, its WCS is the target's shifted to that box, and its PSF combines the detectors'
-    piecewise PSFs with their footprints moved to the union box's origin.
+    piecewise PSFs with their footprints moved to the union box's origin; ``WARP_NOISE_FACTOR`` is the
+    detectors' mean (weighted by their good pixels).
     """
     boxes = [warp_bbox(w) for w in warps]
     union = BBox(
@@ -63,6 +65,13 @@ def merge_detector_warps(warps: list[Exposure], target_wcs: WCS, metadata: dict[
     out.wcs = wcs
     out.photo_calib = warps[0].photo_calib
     out.metadata = {**metadata, **union.to_metadata(WARP_BBOX_PREFIX)}
+    # the resampling's noise correlation (the same kernel for every detector): mean over good pixels
+    factors = [(w.metadata.get("WARP_NOISE_FACTOR"), w.metadata.get("WARP_NGOOD", 1)) for w in warps]
+    factors = [(float(f), float(n)) for f, n in factors if f is not None]
+    if factors:
+        total = sum(n for _, n in factors)
+        out.metadata["WARP_NOISE_FACTOR"] = round(sum(f * n for f, n in factors) / total, 4)
+        out.metadata["WARP_INTERP"] = warps[0].metadata.get("WARP_INTERP")
     return out
 
 
@@ -103,6 +112,24 @@ class MakeWarpTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=MakeW
         },
     )
     grid_spacing = pex_config.Field[int](doc="Spacing (pixels) of the exact WCS evaluation grid.", default=32)
+    psf_cells = pex_config.ListField[int](
+        doc="(n_x, n_y) cells of each input CCD with their own PSF kernel in the warp's CoaddPsf (evaluated at "
+        "the cell centre; (1, 1): one kernel at the centroid of the warp's good pixels).",
+        default=[1, 1],
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.psf_cells) != 2 or min(self.psf_cells) < 1:
+            raise ConfigurationError(
+                f"psf_cells must be two integers >= 1, got {list(self.psf_cells)}",
+                where="makeWarp.psf_cells",
+                fix="e.g. psf_cells=[4, 2]",
+            )
+        if self.grid_spacing < 1:
+            raise ConfigurationError(
+                f"grid_spacing must be >= 1, got {self.grid_spacing}", where="makeWarp.grid_spacing"
+            )
 
 
 class MakeWarpTask(pipe_base.PipelineTask):
@@ -134,6 +161,7 @@ class MakeWarpTask(pipe_base.PipelineTask):
                 patch.shape,
                 interpolation=self.config.interpolation,
                 grid_spacing=self.config.grid_spacing,
+                psf_cells=(int(self.config.psf_cells[0]), int(self.config.psf_cells[1])),
                 full_size=False,
             )
             if w is not None:
@@ -170,6 +198,36 @@ class AssembleCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=
     clip_sigma = pex_config.Field[float](
         doc="Per-pixel outlier rejection threshold (sigma) with >= 3 inputs; 0 disables.", default=3.0
     )
+    clip_fraction = pex_config.Field[float](
+        doc="Rejection tolerance for sources, as a fraction of the local maximum of the reference (added to "
+        "each warp's PSF deviation when psf_clip_tolerance is set).",
+        default=0.3,
+    )
+    clip_footprint = pex_config.Field[int](
+        doc="Box size (pixels, odd) over which the local maximum of the reference is taken.", default=5
+    )
+    psf_clip_tolerance = pex_config.Field[bool](
+        doc="Widen each warp's rejection tolerance by how much a point source under its PSF differs from the "
+        "reference (seeing differences, as CompareWarp's PSF-matching): star cores are not clipped.",
+        default=True,
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.clip_sigma < 0:
+            raise ConfigurationError(
+                f"clip_sigma must be >= 0 (0 disables), got {self.clip_sigma}",
+                where="assembleCoadd.clip_sigma",
+            )
+        if self.clip_fraction < 0:
+            raise ConfigurationError(
+                f"clip_fraction must be >= 0, got {self.clip_fraction}", where="assembleCoadd.clip_fraction"
+            )
+        if self.clip_footprint < 1 or self.clip_footprint % 2 == 0:
+            raise ConfigurationError(
+                f"clip_footprint must be odd and >= 1, got {self.clip_footprint}",
+                where="assembleCoadd.clip_footprint",
+            )
 
 
 class AssembleCoaddTask(pipe_base.PipelineTask):
@@ -192,7 +250,15 @@ class AssembleCoaddTask(pipe_base.PipelineTask):
         if len(warps) == 0:
             raise pipe_base.NoWorkFound("no warps")
         clip = self.config.clip_sigma if self.config.clip_sigma > 0 else None
-        coadd = assemble_coadd(warps, clip_sigma=clip, shape=patch.shape, wcs=patch.wcs)
+        coadd = assemble_coadd(
+            warps,
+            clip_sigma=clip,
+            clip_fraction=self.config.clip_fraction,
+            clip_footprint=self.config.clip_footprint,
+            psf_clip_tolerance=self.config.psf_clip_tolerance,
+            shape=patch.shape,
+            wcs=patch.wcs,
+        )
         n_inputs = int(coadd.metadata.get("NINPUTS", len(warps)))
         if n_inputs == 0:
             raise pipe_base.NoWorkFound("no warp has valid pixels")

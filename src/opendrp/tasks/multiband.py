@@ -11,9 +11,18 @@ import numpy as np
 from astropy.table import Table, vstack
 
 from ..detection import detect_sources
+from ..errors import ConfigurationError
 from ..image import Exposure
 from ..measurement import measure_sources
-from ..multiband import make_object_id, make_object_table, merge_detections, primary_flags
+from ..measurement.apcorr import apply_aperture_corrections, fit_aperture_corrections
+from ..multiband import (
+    coadd_apcorr_stars,
+    coadd_centroids,
+    make_object_id,
+    make_object_table,
+    merge_detections,
+    primary_flags,
+)
 from ..skymap import RingsSkyMap
 from ._base import translate_errors
 from ._connections import sky_map_input
@@ -44,6 +53,16 @@ class DetectCoaddConnections(pipe_base.PipelineTaskConnections, dimensions=_PATC
 class DetectCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=DetectCoaddConnections):
     threshold = pex_config.Field[float](doc="Detection threshold (sigma).", default=5.0)
     min_area = pex_config.Field[int](doc="Minimum footprint area (pixels).", default=5)
+    centroid_method = pex_config.ChoiceField[str](
+        doc="How detections are re-centred before merging (the positions of every band's forced photometry; "
+        "opendrp.multiband.centroids).",
+        default="psf",
+        allowed={
+            "none": "the isophotal barycentre of the detection",
+            "windowed": "Gaussian-windowed centroid (PSF fit for blended sources)",
+            "psf": "PSF-fit position (flux, position and a constant; neighbours subtracted)",
+        },
+    )
 
 
 class DetectCoaddTask(pipe_base.PipelineTask):
@@ -74,6 +93,17 @@ class DetectCoaddTask(pipe_base.PipelineTask):
                 np.asarray(det["footprint_area"], float) * var_peak
             )
         det["sn"] = np.nan_to_num(sn, nan=0.0, posinf=0.0)
+        det["x_detect"], det["y_detect"] = det["x"], det["y"]
+        x, y, x_err, y_err, c_flag = coadd_centroids(
+            coadd.image,
+            coadd.variance,
+            coadd.mask,
+            coadd.psf,
+            np.asarray(det["x"], float),
+            np.asarray(det["y"], float),
+            method=self.config.centroid_method,
+        )
+        det["x"], det["y"], det["xErr"], det["yErr"], det["centroid_flag"] = x, y, x_err, y_err, c_flag
         self.metadata["n_detections"] = len(det)
         return pipe_base.Struct(detections=det)
 
@@ -161,7 +191,35 @@ class ForcedPhotCoaddConnections(pipe_base.PipelineTaskConnections, dimensions=_
 
 
 class ForcedPhotCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=ForcedPhotCoaddConnections):
-    pass
+    correlated_noise = pex_config.Field[bool](
+        doc="Divide the variance by the coadd's COADD_NOISE_FACTOR for the measurement (the resampling "
+        "correlates pixels: flux errors from the per-pixel variance are too small by sqrt(1/factor)).",
+        default=True,
+    )
+    do_aperture_correction = pex_config.Field[bool](
+        doc="Scale psfFlux, gaussianFlux and kronFlux to calibFlux, the corrections fitted on the coadd's "
+        "bright point sources (as single-frame processing does on the PSF stars).",
+        default=True,
+    )
+    aperture_correction_degree = pex_config.Field[int](
+        doc="Polynomial degree in the patch position of the aperture corrections.", default=1
+    )
+    aperture_correction_min_sn = pex_config.Field[float](
+        doc="Minimum psfFlux S/N of the point sources the aperture corrections are fitted on.", default=50.0
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.aperture_correction_degree <= 4:
+            raise ConfigurationError(
+                f"aperture_correction_degree must be in [0, 4], got {self.aperture_correction_degree}",
+                where="forcedPhotCoadd.aperture_correction_degree",
+            )
+        if self.aperture_correction_min_sn <= 0:
+            raise ConfigurationError(
+                f"aperture_correction_min_sn must be > 0, got {self.aperture_correction_min_sn}",
+                where="forcedPhotCoadd.aperture_correction_min_sn",
+            )
 
 
 class ForcedPhotCoaddTask(pipe_base.PipelineTask):
@@ -174,15 +232,28 @@ class ForcedPhotCoaddTask(pipe_base.PipelineTask):
     def run(self, *, coadd: Exposure, merged: Table) -> pipe_base.Struct:
         if coadd.psf is None:
             raise pipe_base.InvalidQuantumError("coadd has no PSF")
+        variance = coadd.variance
+        factor = float(coadd.metadata.get("COADD_NOISE_FACTOR", 1.0) or 1.0)
+        if self.config.correlated_noise and 0 < factor < 1:
+            variance = variance / np.float32(factor)
         forced = measure_sources(
             coadd.image,
-            coadd.variance,
+            variance,
             coadd.mask,
             coadd.psf,
             np.asarray(merged["x"], float),
             np.asarray(merged["y"], float),
             centroid=False,
         )
+        if self.config.do_aperture_correction and len(forced):
+            stars = coadd_apcorr_stars(forced, min_sn=self.config.aperture_correction_min_sn)
+            apcorr = fit_aperture_corrections(
+                forced, stars, shape=coadd.shape, degree=self.config.aperture_correction_degree
+            )
+            apply_aperture_corrections(forced, apcorr)
+            for alg, corr in apcorr.items():
+                self.metadata[f"apcorr_{alg}_n_stars"] = corr.n_stars
+                self.metadata[f"apcorr_{alg}_median"] = float(np.median(np.asarray(forced[alg + "_apCorr"])))
         forced["objectId"] = merged["objectId"]
         return pipe_base.Struct(forced=forced)
 
