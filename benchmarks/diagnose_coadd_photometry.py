@@ -165,6 +165,8 @@ class RerunData(RepoData):
 
     def __init__(self, butler: Any, collection: str, overrides: dict[str, dict[str, Any]]) -> None:
         super().__init__(butler, collection)
+        from lsst.pipe.base import NoWorkFound
+
         from opendrp.tasks.coadd import AssembleCoaddTask, MakeWarpTask
         from opendrp.tasks.multiband import (
             DetectCoaddTask,
@@ -208,9 +210,8 @@ class RerunData(RepoData):
                         warps.append(
                             (v, warp_t.run(calexps=cal_cache[v], patch=info, visit=v, band=band).warp)
                         )
-                    except Exception as exc:  # NoWorkFound
-                        if type(exc).__name__ != "NoWorkFound":
-                            raise
+                    except NoWorkFound:
+                        pass
                 self._warps[(tract, patch, band)] = warps
                 coadd = coadd_t.run(warps=[w for _, w in warps], patch=info, band=band).coadd
                 self._coadds[(tract, patch, band)] = coadd

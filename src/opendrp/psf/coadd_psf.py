@@ -1,9 +1,20 @@
 """A piecewise PSF for warps and coadds: the weighted mean of the input PSFs that cover each position.
 
-Each input (one CCD of one visit) contributes its PSF kernel in the output frame, a weight (the coadd weight
-of its visit; 1 inside a warp) and its footprint, a convex polygon in the output's pixel coordinates.  At a
-position the PSF is ``sum_i w_i K_i / sum_i w_i`` over the inputs whose footprint contains it, which is the
-PSF of a weighted-mean coadd there (Rubin's CoaddPsf does the same).
+Each input (one CCD of one visit, or one cell of it) contributes its PSF kernel in the output frame, a
+weight (the coadd weight of its visit; 1 inside a warp) and its footprint, a convex polygon in the output's
+pixel coordinates.  At a position the PSF is ``sum_i w_i K_i / sum_i w_i`` over the inputs whose footprint
+contains it, which is the PSF of a weighted-mean coadd there (Rubin's CoaddPsf does the same):
+`kernel_image`.
+
+Where an input starts or stops within a star's stamp (a CCD edge, a chip gap, a dither's border), the
+coadd's pixels hold different sets of inputs and no single kernel describes the star: a star 5 pixels
+inside one of three inputs' edges is a mixture in which that input is present on one side and absent on the
+other.  `image_at` (the stamp used for PSF photometry and PSF moments) therefore evaluates the mixture per
+*pixel*: ``P(p) = sum_i w_i c_i(p) K_i(p - x) / sum_i w_i c_i(p)`` with ``c_i(p)`` = 1 where pixel ``p``
+lies in input ``i``'s footprint and ``K_i`` shifted to the star's sub-pixel position: exactly the image a
+point source of unit flux makes in the weighted-mean coadd.  ``P`` is not renormalized (its sum is the
+fraction of a unit flux the coadd holds in the stamp); pixels no input covers are 0.  Stamps that no
+footprint edge crosses take the fast path (one mixture kernel, then one shift), identical there.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from astropy.io import fits
 
-from .model import PixelPsf, PsfModel
+from .model import PixelPsf, PsfModel, shift_image
 
 __all__ = ["CoaddPsf", "pad_kernel", "psf_from_hdul"]
 
@@ -63,6 +74,9 @@ class CoaddPsf(PsfModel):
         self.polygons = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
         if not (len(self.weights) == len(self.polygons) == kernels.shape[0]):
             raise ValueError("kernels, weights and polygons must have the same length")
+        self._boxes = np.array(
+            [[p[:, 0].min(), p[:, 0].max(), p[:, 1].min(), p[:, 1].max()] for p in self.polygons]
+        ).reshape(-1, 4)
 
     @classmethod
     def combine(cls, parts: Sequence[tuple[PsfModel, float]]) -> CoaddPsf:
@@ -87,6 +101,54 @@ class CoaddPsf(PsfModel):
     def covering(self, x: float, y: float) -> np.ndarray:
         """Indices of the inputs whose footprint contains (x, y)."""
         return np.array([i for i, p in enumerate(self.polygons) if _inside_convex(p, x, y)], dtype=int)
+
+    def _inside_grid(self, i: int, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+        """Boolean grid: which of the points (gx, gy) lie inside input ``i``'s footprint."""
+        p = self.polygons[i]
+        px, py = p[:, 0], p[:, 1]
+        qx, qy = np.roll(px, -1), np.roll(py, -1)
+        cross = (qx - px)[:, None, None] * (gy[None] - py[:, None, None]) - (qy - py)[:, None, None] * (
+            gx[None] - px[:, None, None]
+        )
+        return np.all(cross >= 0, axis=0) | np.all(cross <= 0, axis=0)
+
+    def image_at(self, x: float, y: float) -> tuple[np.ndarray, int, int]:
+        """The PSF stamp of a point source at (x, y), per pixel where footprints cross it (module notes)."""
+        ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        half = self.size // 2
+        x0, y0 = ix - half, iy - half
+        offs = np.arange(self.size, dtype=np.float64)
+        gx, gy = np.meshgrid(x0 + offs, y0 + offs)
+        masks: list[tuple[int, np.ndarray]] = []
+        crossed = False
+        lo_x, hi_x, lo_y, hi_y = x0, x0 + self.size - 1, y0, y0 + self.size - 1
+        cx = np.array([[lo_x, hi_x], [lo_x, hi_x]], np.float64)
+        cy = np.array([[lo_y, lo_y], [hi_y, hi_y]], np.float64)
+        for i in range(len(self.weights)):
+            if self.weights[i] <= 0:
+                continue
+            box = self._boxes[i]
+            if box[0] > hi_x or box[1] < lo_x or box[2] > hi_y or box[3] < lo_y:
+                continue  # the footprint's bounding box misses the stamp
+            if self._inside_grid(i, cx, cy).all():  # convex: the 4 corners inside, all of it inside
+                masks.append((i, np.ones(gx.shape, bool)))
+                continue
+            inside = self._inside_grid(i, gx, gy)
+            if inside.any():
+                masks.append((i, inside))
+                crossed |= not inside.all()
+        if not crossed:
+            return super().image_at(x, y)
+        num = np.zeros((self.size, self.size))
+        den = np.zeros((self.size, self.size))
+        for i, inside in masks:
+            shifted = shift_image(self.kernels[i], x - ix, y - iy)
+            w = self.weights[i] * inside
+            num += w * shifted
+            den += w
+        stamp = np.zeros_like(num)
+        np.divide(num, den, out=stamp, where=den > 0)
+        return stamp, x0, y0
 
     def kernel_image(self, x: float, y: float) -> np.ndarray:
         idx = self.covering(x, y)
