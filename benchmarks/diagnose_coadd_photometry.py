@@ -452,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun is not None:
         data: RepoData = RerunData(butler, collection, json.loads(args.rerun))
         objects = data.objects  # type: ignore[attr-defined]
+        objects.to_parquet(args.out.with_suffix(".objects.parquet"))
     else:
         data = RepoData(butler, collection)
         objects = pd.read_parquet(args.demo_dir / "catalogs" / "object.parquet")

@@ -28,7 +28,9 @@ def survey():
     positions = star_field(tgt, TARGET_SHAPE, n_side=3, margin=35)
     warps = []
     for visit, sigma in enumerate(SEEING):
-        src = source_wcs(shape=SOURCE_SHAPE, rotation_deg=7.0 * visit, scale=1.0, offset_pix=(1.3 * visit, 0.0))
+        src = source_wcs(
+            shape=SOURCE_SHAPE, rotation_deg=7.0 * visit, scale=1.0, offset_pix=(1.3 * visit, 0.0)
+        )
         synth = make_calexp(
             src,
             SOURCE_SHAPE,

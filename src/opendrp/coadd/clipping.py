@@ -1,4 +1,4 @@
-"""Seeing-aware tolerance of artifact rejection: how far a point source in each warp may sit from the reference.
+"""Seeing-aware artifact rejection: how far a point source in each warp may sit from the reference.
 
 Artifact rejection (`opendrp.coadd.assemble`) compares each warp pixel with a robust reference, the
 per-pixel trimmed weighted mean of the warps.  Where the seeing differs between visits a star's core is

@@ -141,13 +141,21 @@ def reference_band(sn: Mapping[str, np.ndarray], priority: list[str]) -> np.ndar
 
 
 def coadd_apcorr_stars(
-    forced: Table, *, min_sn: float = 50.0, isolation_radius: float = 24.0, neighbour_fraction: float = 0.01
+    forced: Table,
+    *,
+    min_sn: float = 50.0,
+    isolation_radius: float = 24.0,
+    neighbour_fraction: float = 0.01,
+    clip: float = 3.0,
 ) -> np.ndarray:
     """The point sources of a coadd's forced measurement that its aperture corrections are fitted on.
 
     Point-like (``extendedness == 0``), ``psfFlux / psfFluxErr > min_sn``, no saturated, bad, edge,
-    cosmic-ray or interpolated pixel flag, and isolated: no other source within ``isolation_radius``
-    pixels (twice the 12-pixel ``calibFlux`` radius) holds more than ``neighbour_fraction`` of the flux.
+    cosmic-ray or interpolated pixel flag, isolated (no other source within ``isolation_radius`` pixels,
+    twice the 12-pixel ``calibFlux`` radius, holds more than ``neighbour_fraction`` of the flux), and with a
+    ratio ``calibFlux / psfFlux`` within ``clip`` robust sigmas (1.4826 MAD) of the candidates' median: the
+    correction is then fitted by weighted least squares, which one bright star with an undetected neighbour
+    in its aperture would otherwise dominate.
 
     Returns
     -------
@@ -174,6 +182,13 @@ def coadd_apcorr_stars(
         others = [j for j in tree.query_ball_point(xy[i], isolation_radius) if j != i]
         if others and f_any[others].max() > neighbour_fraction * flux[i]:
             ok[i] = False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(forced["calibFlux"], float) / flux
+    ok &= np.isfinite(ratio)
+    if ok.sum() >= 3:
+        med = np.median(ratio[ok])
+        mad = 1.4826 * np.median(np.abs(ratio[ok] - med))
+        ok &= np.abs(ratio - med) <= clip * max(mad, 1e-6)
     return ok
 
 

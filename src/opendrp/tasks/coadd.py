@@ -113,8 +113,8 @@ class MakeWarpTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=MakeW
     )
     grid_spacing = pex_config.Field[int](doc="Spacing (pixels) of the exact WCS evaluation grid.", default=32)
     psf_cells = pex_config.ListField[int](
-        doc="(n_x, n_y) cells of each input CCD with their own PSF kernel in the warp's CoaddPsf (evaluated at "
-        "the cell centre; (1, 1): one kernel at the centroid of the warp's good pixels).",
+        doc="(n_x, n_y) cells of each input CCD with their own PSF kernel in the warp's CoaddPsf (evaluated "
+        "at the cell centre; (1, 1): one kernel at the centroid of the warp's good pixels).",
         default=[1, 1],
     )
 

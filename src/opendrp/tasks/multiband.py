@@ -202,10 +202,16 @@ class ForcedPhotCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnection
         default=True,
     )
     aperture_correction_degree = pex_config.Field[int](
-        doc="Polynomial degree in the patch position of the aperture corrections.", default=1
+        doc="Polynomial degree in the patch position of the aperture corrections (0: one value per patch; "
+        "a patch holds ~100 bright stars, and the coadd PSF's size error does not vary across it).",
+        default=0,
     )
     aperture_correction_min_sn = pex_config.Field[float](
         doc="Minimum psfFlux S/N of the point sources the aperture corrections are fitted on.", default=50.0
+    )
+    aperture_correction_min_stars = pex_config.Field[int](
+        doc="Fewer usable point sources than this: no aperture correction (psfFlux_flag_apCorr set).",
+        default=5,
     )
 
     def validate(self) -> None:
@@ -214,6 +220,11 @@ class ForcedPhotCoaddTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnection
             raise ConfigurationError(
                 f"aperture_correction_degree must be in [0, 4], got {self.aperture_correction_degree}",
                 where="forcedPhotCoadd.aperture_correction_degree",
+            )
+        if self.aperture_correction_min_stars < 1:
+            raise ConfigurationError(
+                f"aperture_correction_min_stars must be >= 1, got {self.aperture_correction_min_stars}",
+                where="forcedPhotCoadd.aperture_correction_min_stars",
             )
         if self.aperture_correction_min_sn <= 0:
             raise ConfigurationError(
@@ -247,9 +258,11 @@ class ForcedPhotCoaddTask(pipe_base.PipelineTask):
         )
         if self.config.do_aperture_correction and len(forced):
             stars = coadd_apcorr_stars(forced, min_sn=self.config.aperture_correction_min_sn)
-            apcorr = fit_aperture_corrections(
-                forced, stars, shape=coadd.shape, degree=self.config.aperture_correction_degree
-            )
+            apcorr = {}
+            if stars.sum() >= self.config.aperture_correction_min_stars:
+                apcorr = fit_aperture_corrections(
+                    forced, stars, shape=coadd.shape, degree=self.config.aperture_correction_degree
+                )
             apply_aperture_corrections(forced, apcorr)
             for alg, corr in apcorr.items():
                 self.metadata[f"apcorr_{alg}_n_stars"] = corr.n_stars
