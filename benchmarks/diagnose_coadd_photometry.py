@@ -7,7 +7,8 @@ Run on demand (not a test) on the output directory of ``opendrp demo`` (its repo
 
 For the isolated true stars with coadd S/N > 50 (no other truth source with more than 0.5 % of the star's
 flux within 2.5 arcsec, nor with more than 10 % within 5 arcsec; not saturated; inside the patch's inner
-region; matched to an object within 0.5 arcsec), per band, it separates the candidate causes:
+region with its centre covered by an input; matched to an object within 0.5 arcsec), per band, it separates
+the candidate causes:
 
 i.    ``aperture``: the 12-pixel-radius aperture flux on the coadd at the true position over the truth (the
       coadd's photometric calibration itself; the Moffat wings beyond 12 px hold ~0.5 %).
@@ -255,6 +256,10 @@ def diagnose_band(data: RepoData, truth: pd.DataFrame, band: str, objects: pd.Da
         ny, nx = coadd.shape
         xt, yt = patch.wcs.all_world2pix(truth["ra"].to_numpy(), truth["dec"].to_numpy(), 0)
         inside = patch.contains_inner(xt, yt) & (xt > 20) & (yt > 20) & (xt < nx - 21) & (yt < ny - 21)
+        # a star whose centre no input covers (half a star at the coverage's edge) is not a measurement
+        ixt = np.clip(np.rint(xt), 0, nx - 1).astype(int)
+        iyt = np.clip(np.rint(yt), 0, ny - 1).astype(int)
+        inside &= (coadd.mask[iyt, ixt] & mask_bit("NO_DATA")) == 0
         obj = objects[(objects["tract"] == tract) & (objects["patch"] == patch_id)]
         if len(obj) == 0:
             continue
