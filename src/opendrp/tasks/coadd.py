@@ -116,8 +116,8 @@ class MakeWarpTaskConfig(pipe_base.PipelineTaskConfig, pipelineConnections=MakeW
         doc="(n_x, n_y) cells of each input CCD with their own PSF kernel in the warp's CoaddPsf (evaluated "
         "at the cell centre; (1, 1): one kernel at the centroid of the warp's good pixels).  Default by "
         "measurement: on the tiny preset (4, 2) gave the same coadd psfFlux scatter of isolated stars as "
-        "(1, 1) (0.46/0.57 % vs 0.43/0.57 % in g/r; benchmarks/diagnose_coadd_photometry.py --rerun): raise it for "
-        "cameras whose PSF varies across a CCD.",
+        "(1, 1) (0.46/0.57 % vs 0.43/0.57 % in g/r; benchmarks/diagnose_coadd_photometry.py --rerun): "
+        "raise it for cameras whose PSF varies across a CCD.",
         default=[1, 1],
     )
 
