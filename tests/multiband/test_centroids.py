@@ -81,3 +81,23 @@ def test_apcorr_stars_are_isolated_bright_point_sources(field):
     close = measure_sources(image, var, mask, psf, np.r_[xs, xs[0] + 10], np.r_[ys, ys[0]], centroid=False)
     stars = coadd_apcorr_stars(close, min_sn=50)
     assert not stars[0] and stars[1:-1].all()
+
+
+def test_star_cut_by_the_coverage_edge(field):
+    """A star whose centre lies in NO_DATA: its barycentre is ~3 pixels inside the data, the PSF fit to the
+    half that is there finds the centre."""
+    image, var, mask, psf, xs, ys = field
+    image, mask = image.copy(), mask.copy()
+    from opendrp.image import mask_bit
+
+    cut = int(np.floor(ys[2])) + 1  # rows up to just above the star's centre carry no data
+    image[:cut] = 0.0
+    mask[:cut] |= mask_bit("NO_DATA")
+    x_bary, y_bary = np.array([xs[2]]), np.array([ys[2] + 2.5])
+    x, y, _, _, flag = coadd_centroids(image, var, mask, psf, x_bary, y_bary, method="psf")
+    assert not flag[0]
+    assert abs(x[0] - xs[2]) < 0.05 and abs(y[0] - ys[2]) < 0.05
+    _, y_small, _, _, _ = coadd_centroids(image, var, mask, psf, x_bary, y_bary, method="psf", max_shift=1.0)
+    assert (
+        abs(y_small[0] - ys[2]) > 0.3
+    )  # a fit held within 1 pixel of the windowed centroid cannot get there

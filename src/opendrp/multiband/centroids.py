@@ -14,6 +14,9 @@ astrometry inherits the error.  Rules (``method``):
   position, position and flux (and a constant), neighbours subtracted (``psf_fit_centroids(...,
   refit_all=True)``): the position that maximizes the PSF flux's likelihood, the one forced photometry with
   that model needs.  Sources with a saturated core keep their windowed position; failed fits keep theirs.
+  The fit may move up to ``max_shift`` (default 4) pixels from the windowed centroid: the barycentre of a
+  star cut by the coverage's edge (its centre in NO_DATA) is ~0.8 FWHM (3-4 pixels) inside the data, and
+  only the PSF fit to the part that is there finds the centre (single-frame fits allow 2 pixels).
 
 Pixels with ``bad_mask_planes`` (default BAD, SAT, NO_DATA, CR) are not used.
 """
@@ -43,6 +46,7 @@ def coadd_centroids(
     *,
     method: str = "psf",
     bad_mask_planes: tuple[str, ...] = ("BAD", "SAT", "NO_DATA", "CR"),
+    max_shift: float = 4.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Re-centre detections on a coadd (see the module notes for the rules).
 
@@ -61,6 +65,8 @@ def coadd_centroids(
         ``"none"``, ``"windowed"`` or ``"psf"``.
     bad_mask_planes : `tuple` [`str`]
         Mask planes of unusable pixels.
+    max_shift : `float`
+        Largest move (pixels) of the PSF fit from the windowed centroid; a fit moving further fails.
 
     Returns
     -------
@@ -92,7 +98,7 @@ def coadd_centroids(
     bad |= ~np.isfinite(image)
     data = np.where(bad, 0.0, image)
     sat = np.asarray(m["pixelFlags_saturatedCenter"], bool)
-    fit = psf_fit_centroids(data, var, bad, psf, xw, yw, fixed=sat, refit_all=True)
+    fit = psf_fit_centroids(data, var, bad, psf, xw, yw, fixed=sat, refit_all=True, max_shift=max_shift)
     ok = ~fit.flag & ~sat & np.isfinite(fit.x) & np.isfinite(fit.y)
     return (
         np.where(ok, fit.x, xw),
