@@ -102,3 +102,25 @@ def test_star_cores_under_different_seeing(survey, psf_tolerance):
     box = (slice(int(round(cv)) - 1, int(round(cv)) + 2), slice(int(round(cu)) - 1, int(round(cu)) + 2))
     assert clipped[box].all()
     assert np.all(np.abs(coadd.image[box]) < 5 * np.sqrt(coadd.variance[box]))
+
+
+def test_noise_factor_makes_psf_flux_errors_right(survey):
+    """Resampling correlates the noise: PSF fluxes on blank sky scatter by sqrt(1 / COADD_NOISE_FACTOR) more
+    than the per-pixel variance says; dividing the variance by the factor makes the errors right."""
+    tgt, positions, warps = survey
+    coadd = assemble_coadd(warps)
+    factor = coadd.metadata["COADD_NOISE_FACTOR"]
+    assert factor == pytest.approx(warps[0].metadata["WARP_NOISE_FACTOR"], rel=1e-3)
+    assert 0.75 < factor < 0.85  # lanczos3
+    rng = np.random.default_rng(11)
+    u, v = tgt.all_world2pix(np.array([p[0] for p in positions]), np.array([p[1] for p in positions]), 0)
+    xs, ys = rng.uniform(15, 145, 4000), rng.uniform(15, 145, 4000)
+    far = np.min(np.hypot(xs[:, None] - u[None], ys[:, None] - v[None]), axis=1) > 20
+    xs, ys = xs[far][:400], ys[far][:400]
+    plain = measure_sources(coadd.image, coadd.variance, coadd.mask, coadd.psf, xs, ys, centroid=False)
+    scaled = measure_sources(
+        coadd.image, coadd.variance / factor, coadd.mask, coadd.psf, xs, ys, centroid=False
+    )
+    scatter = np.std(np.asarray(plain["psfFlux"]))
+    assert scatter / np.median(np.asarray(plain["psfFluxErr"])) == pytest.approx(1 / np.sqrt(factor), rel=0.1)
+    assert scatter / np.median(np.asarray(scaled["psfFluxErr"])) == pytest.approx(1.0, rel=0.1)
