@@ -79,3 +79,12 @@ def test_object_table_reference_band() -> None:
     assert list(t["refExtendedness"]) == [0.0, 0.0]
     assert t["g_psfFlux"].unit == "nJy"
     assert list(reference_band({"g": np.array([5.0]), "r": np.array([5.0])}, ["r", "g"])) == ["r"]
+
+
+def test_merge_links_on_detection_positions_and_keeps_refined_ones() -> None:
+    """Re-centred positions 2.6 px apart, detections 0.5 px apart: one object, at the best re-centred position."""
+    g = Table({"x": [10.0], "y": [20.0], "x_detect": [11.0], "y_detect": [20.0], "sn": [30.0]})
+    r = Table({"x": [12.6], "y": [20.0], "x_detect": [11.5], "y_detect": [20.0], "sn": [10.0]})
+    merged = merge_detections({"g": g, "r": r}, radius_pixels=2.0)
+    assert len(merged) == 1 and merged["x"][0] == 10.0 and merged["detect_band"][0] == "g"
+    assert len(merge_detections({"g": g, "r": r}, radius_pixels=2.0, link_columns=("x", "y"))) == 2

@@ -33,11 +33,19 @@ def make_object_id(tract: int, patch: int, index: np.ndarray) -> np.ndarray:
     return (np.int64(tract) << (PATCH_BITS + SOURCE_BITS)) | (np.int64(patch) << SOURCE_BITS) | index
 
 
-def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 2.0) -> Table:
+def merge_detections(
+    detections: Mapping[str, Table],
+    *,
+    radius_pixels: float = 2.0,
+    link_columns: tuple[str, str] = ("x_detect", "y_detect"),
+) -> Table:
     """Merge per-band detection catalogs into one list of objects.
 
     Detections closer than ``radius_pixels`` (in the common patch frame) are linked transitively
-    (friends-of-friends); each merged object takes the position of its highest-S/N detection.
+    (friends-of-friends); each merged object takes the position ``x``, ``y`` of its highest-S/N detection.
+    Links are made on ``link_columns`` when the tables have them (the detection positions, before
+    re-centring: faint detections re-centred independently in two bands can drift apart by more than the
+    radius and would make duplicate objects), else on ``x``, ``y``.
 
     Parameters
     ----------
@@ -51,11 +59,14 @@ def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 
         and ``detected_{band}`` flags.
     """
     bands = list(detections)
-    xs, ys, sns, band_idx = [], [], [], []
+    xs, ys, lxs, lys, sns, band_idx = [], [], [], [], [], []
     for k, band in enumerate(bands):
         t = detections[band]
         xs.append(np.asarray(t["x"], float))
         ys.append(np.asarray(t["y"], float))
+        has_link = all(c in t.colnames for c in link_columns)
+        lxs.append(np.asarray(t[link_columns[0]] if has_link else t["x"], float))
+        lys.append(np.asarray(t[link_columns[1]] if has_link else t["y"], float))
         sns.append(np.asarray(t["sn"], float))
         band_idx.append(np.full(len(t), k))
     if not xs or sum(len(a) for a in xs) == 0:
@@ -77,7 +88,8 @@ def merge_detections(detections: Mapping[str, Table], *, radius_pixels: float = 
             i = parent[i]
         return i
 
-    pairs = cKDTree(np.column_stack([x, y])).query_pairs(radius_pixels, output_type="ndarray")
+    lx, ly = np.concatenate(lxs), np.concatenate(lys)
+    pairs = cKDTree(np.column_stack([lx, ly])).query_pairs(radius_pixels, output_type="ndarray")
     for i, j in pairs:
         ri, rj = find(int(i)), find(int(j))
         if ri != rj:
