@@ -82,7 +82,7 @@ def test_object_table_reference_band() -> None:
 
 
 def test_merge_links_on_detection_positions_and_keeps_refined_ones() -> None:
-    """Re-centred positions 2.6 px apart, detections 0.5 px apart: one object, at the best re-centred position."""
+    """Re-centred positions 2.6 px apart, detections 0.5 px apart: one object, at the best re-centred one."""
     g = Table({"x": [10.0], "y": [20.0], "x_detect": [11.0], "y_detect": [20.0], "sn": [30.0]})
     r = Table({"x": [12.6], "y": [20.0], "x_detect": [11.5], "y_detect": [20.0], "sn": [10.0]})
     merged = merge_detections({"g": g, "r": r}, radius_pixels=2.0)
