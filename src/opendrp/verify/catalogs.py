@@ -29,14 +29,19 @@ Rules and units (every function ignores rows with a non-finite input; an empty s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from ..qa import robust_scatter
+
+if TYPE_CHECKING:
+    from .model import Check
+    from .thresholds import Thresholds
 
 __all__ = [
     "FWHM_PER_SIGMA",
@@ -50,7 +55,10 @@ __all__ = [
     "cell_residual_stats",
     "colour",
     "ellipticity",
+    "evaluate_checks",
     "fit_locus",
+    "flag_column",
+    "float_column",
     "flux_residuals",
     "group_indices",
     "has_neighbour",
@@ -74,6 +82,84 @@ _F = NDArray[np.float64]
 
 def _f(x: ArrayLike) -> _F:
     return np.asarray(x, dtype=np.float64)
+
+
+def float_column(table: Any, name: str) -> _F:
+    """A table column as floats, masked entries NaN.
+
+    Parameters
+    ----------
+    table : `astropy.table.Table` or mapping
+        The catalog (anything indexable by column name).
+    name : `str`
+        The column (any unit: the values are returned unchanged, e.g. nJy or deg).
+
+    Returns
+    -------
+    values : `numpy.ndarray` of float
+        The column's values (its unit), NaN where masked.
+    """
+    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan), dtype=float)
+
+
+def evaluate_checks(
+    th: Thresholds,
+    prefix: str,
+    items: Iterable[tuple[str, float, str]],
+    *,
+    scope: dict[str, Any] | None = None,
+    n: int | None = None,
+    plot: str | None = None,
+    missing: str = "",
+) -> list[Check]:
+    """The checks of several statistics of one selection: `Thresholds.evaluate` of each, in order.
+
+    Parameters
+    ----------
+    th : `Thresholds`
+        The thresholds.
+    prefix : `str`
+        Start of the check keys: item ``("offset", ...)`` is check ``{prefix}_offset``.
+    items : iterable of (`str`, `float`, `str`)
+        Key suffix, value (the unit of the check's threshold, e.g. fraction or mas) and reason of each check.
+    scope : `dict`, optional
+        What the values are of (``{"band": "g"}``), shared by the checks.
+    n : `int`, optional
+        Number of rows (stars, pairs) behind the values.
+    plot : `str`, optional
+        The figure of the checks (relative path).
+    missing : `str`
+        Why a value is not available, when it is NaN.
+
+    Returns
+    -------
+    checks : `list` [`Check`]
+        One per item.
+    """
+    return [
+        th.evaluate(f"{prefix}_{suffix}", value, scope=scope, reason=reason, n=n, plot=plot, missing=missing)
+        for suffix, value, reason in items
+    ]
+
+
+def flag_column(table: Any, name: str) -> NDArray[np.bool_]:
+    """A flag column as booleans, masked entries set; all False when the table has no such column.
+
+    Parameters
+    ----------
+    table : `astropy.table.Table`
+        The catalog (with ``colnames``).
+    name : `str`
+        The flag column (dimensionless, e.g. ``pixelFlags_saturated``).
+
+    Returns
+    -------
+    flags : `numpy.ndarray` of bool
+        One per row: True where the flag is set or masked.
+    """
+    if name not in table.colnames:
+        return np.zeros(len(table), bool)
+    return np.asarray(np.ma.filled(np.ma.asarray(table[name]), True), dtype=bool)
 
 
 @dataclass(frozen=True)

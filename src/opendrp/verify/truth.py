@@ -48,7 +48,14 @@ from ..qa import (
     source_metrics,
 )
 from . import _catalog_plots as plots
-from .catalogs import flux_residuals, position_residual_stats, residual_stats, signal_to_noise
+from .catalogs import (
+    evaluate_checks,
+    float_column,
+    flux_residuals,
+    position_residual_stats,
+    residual_stats,
+    signal_to_noise,
+)
 from .context import VerifyContext
 from .model import Check
 from .thresholds import Thresholds
@@ -72,10 +79,6 @@ SNR_STAR_GALAXY = 20.0
 """S/N of the star/galaxy check."""
 MAG_BIN = 0.5
 """Width of the completeness bins (mag)."""
-
-
-def _f(t: Any, name: str) -> NDArray[np.float64]:
-    return np.asarray(np.ma.filled(np.ma.asarray(t[name], dtype=float), np.nan), dtype=float)
 
 
 def expected_snr(true_flux: NDArray[np.float64], sky_flux_err: float) -> NDArray[np.float64]:
@@ -107,14 +110,18 @@ def source_truth_checks(
     """Single-visit psfFlux against the truth per band (``clean``: isolated and unflagged sources)."""
     tru = ctx.truth()
     assert tru is not None
-    t_ra, t_dec, t_star = _f(tru, "ra"), _f(tru, "dec"), np.asarray(tru["is_star"], bool)
+    t_ra, t_dec, t_star = float_column(tru, "ra"), float_column(tru, "dec"), np.asarray(tru["is_star"], bool)
     bands = np.asarray(src["band"]).astype(str)
     checks: list[Check] = []
     for band in sorted(set(bands.tolist())):
         rows = np.flatnonzero(bands == band)
-        flux, err = _f(src, "psfFlux")[rows], _f(src, "psfFluxErr")[rows]
+        flux, err = float_column(src, "psfFlux")[rows], float_column(src, "psfFluxErr")[rows]
         idx = match_to_nearest(
-            _f(src, "coord_ra")[rows], _f(src, "coord_dec")[rows], t_ra, t_dec, radius_arcsec=radius_arcsec
+            float_column(src, "coord_ra")[rows],
+            float_column(src, "coord_dec")[rows],
+            t_ra,
+            t_dec,
+            radius_arcsec=radius_arcsec,
         )
         star = (idx >= 0) & t_star[np.maximum(idx, 0)] & clean[rows] & (signal_to_noise(flux, err) > SNR_MIN)
         if f"{band}_flux" not in tru.colnames:
@@ -124,7 +131,7 @@ def source_truth_checks(
                 for k in ("offset", "scatter")
             ]
             continue
-        frac, frac_err = flux_residuals(flux, err, _f(tru, f"{band}_flux")[np.maximum(idx, 0)])
+        frac, frac_err = flux_residuals(flux, err, float_column(tru, f"{band}_flux")[np.maximum(idx, 0)])
         st = residual_stats(frac[star], frac_err[star])
         checks += _flux_checks(th, "truth_src_psf_flux", band, st, "clean isolated true stars (single visit)")
     _qa_source_metrics(ctx, src, tru, radius_arcsec)
@@ -139,27 +146,10 @@ def _flux_checks(
         f"{100 * st.expected_scatter:.3g} %, pull scatter {st.pull_scatter:.3g}, "
         f"3-sigma tail {100 * st.tail_fraction:.3g} %"
     )
-    scope = {"band": band}
-    return [
-        th.evaluate(
-            f"{key}_offset",
-            st.median,
-            scope=scope,
-            reason=reason,
-            n=st.n,
-            plot=plot,
-            missing=f"no {what} with S/N > {SNR_MIN:g}",
-        ),
-        th.evaluate(
-            f"{key}_scatter",
-            st.robust_scatter,
-            scope=scope,
-            reason=reason,
-            n=st.n,
-            plot=plot,
-            missing=f"no {what} with S/N > {SNR_MIN:g}",
-        ),
-    ]
+    items = [("offset", st.median, reason), ("scatter", st.robust_scatter, reason)]
+    return evaluate_checks(
+        th, key, items, scope={"band": band}, n=st.n, plot=plot, missing=f"no {what} with S/N > {SNR_MIN:g}"
+    )
 
 
 def _qa_source_metrics(ctx: VerifyContext, src: Table, tru: Table, radius_arcsec: float) -> None:
@@ -215,10 +205,13 @@ def object_truth_checks(
     tru = ctx.truth()
     assert tru is not None
     bands = [b for b in bands if f"{b}_flux" in tru.colnames]
-    p_ra, p_dec = _f(prim, "coord_ra"), _f(prim, "coord_dec")
-    t_ra, t_dec, t_star = _f(tru, "ra"), _f(tru, "dec"), np.asarray(tru["is_star"], bool)
+    p_ra, p_dec = float_column(prim, "coord_ra"), float_column(prim, "coord_dec")
+    t_ra, t_dec, t_star = float_column(tru, "ra"), float_column(tru, "dec"), np.asarray(tru["is_star"], bool)
     i_obj, i_tru, _ = match_catalogs(p_ra, p_dec, t_ra, t_dec, radius_arcsec=radius_arcsec)
-    snr = {b: signal_to_noise(_f(prim, f"{b}_psfFlux"), _f(prim, f"{b}_psfFluxErr")) for b in bands}
+    snr = {
+        b: signal_to_noise(float_column(prim, f"{b}_psfFlux"), float_column(prim, f"{b}_psfFluxErr"))
+        for b in bands
+    }
     checks: list[Check] = []
     for band in bands:
         checks += _coadd_flux_checks(ctx, th, prim, tru, band, i_obj, i_tru, snr[band], crowded)
@@ -253,7 +246,7 @@ def _summary_metrics(
     footprint: PolygonFootprint,
 ) -> None:
     """The match summary of `opendrp qa` (counts, matched fractions, footprint area in deg^2)."""
-    in_fp = footprint.contains(_f(tru, "ra"), _f(tru, "dec"))
+    in_fp = footprint.contains(float_column(tru, "ra"), float_column(tru, "dec"))
     matched = np.zeros(len(tru), bool)
     matched[i_tru] = True
     n_fp = int(in_fp.sum())
@@ -287,11 +280,11 @@ def _coadd_flux_checks(
     snr: NDArray[np.float64],
     crowded: NDArray[np.bool_],
 ) -> list[Check]:
-    t_flux = _f(tru, f"{band}_flux")[i_tru]
+    t_flux = float_column(tru, f"{band}_flux")[i_tru]
     t_star = np.asarray(tru["is_star"], bool)[i_tru]
     good = (snr[i_obj] > SNR_MIN) & ~crowded[i_obj]
     frac, frac_err = flux_residuals(
-        _f(prim, f"{band}_psfFlux")[i_obj], _f(prim, f"{band}_psfFluxErr")[i_obj], t_flux
+        float_column(prim, f"{band}_psfFlux")[i_obj], float_column(prim, f"{band}_psfFluxErr")[i_obj], t_flux
     )
     st = residual_stats(frac[good & t_star], frac_err[good & t_star])
     plot = None
@@ -308,7 +301,9 @@ def _coadd_flux_checks(
         )
     if f"{band}_kronFlux" in prim.colnames:
         kfrac, kerr = flux_residuals(
-            _f(prim, f"{band}_kronFlux")[i_obj], _f(prim, f"{band}_psfFluxErr")[i_obj], t_flux
+            float_column(prim, f"{band}_kronFlux")[i_obj],
+            float_column(prim, f"{band}_psfFluxErr")[i_obj],
+            t_flux,
         )
         gal = residual_stats(kfrac[good & ~t_star], kerr[good & ~t_star])
         ctx.add_metric(
@@ -372,16 +367,20 @@ def _completeness_checks(
     snr: dict[str, NDArray[np.float64]],
     footprint: PolygonFootprint,
 ) -> list[Check]:
-    t_ra, t_dec, t_star = _f(tru, "ra"), _f(tru, "dec"), np.asarray(tru["is_star"], bool)
+    t_ra, t_dec, t_star = float_column(tru, "ra"), float_column(tru, "dec"), np.asarray(tru["is_star"], bool)
     in_fp = footprint.contains(t_ra, t_dec)
     matched = np.zeros(len(tru), bool)
     matched[i_tru] = True
     detectable = np.zeros(len(tru), bool)
     curves: dict[str, dict[str, CompletenessCurve]] = {}
     for band in bands:
-        sky_err = sky_flux_error(_f(prim, f"{band}_psfFlux"), _f(prim, f"{band}_psfFluxErr"))
-        detectable |= expected_snr(_f(tru, f"{band}_flux"), sky_err) >= SNR_DETECT
-        curves[band] = _band_curves(ctx, band, flux_to_mag(_f(tru, f"{band}_flux")), in_fp, t_star, matched)
+        sky_err = sky_flux_error(
+            float_column(prim, f"{band}_psfFlux"), float_column(prim, f"{band}_psfFluxErr")
+        )
+        detectable |= expected_snr(float_column(tru, f"{band}_flux"), sky_err) >= SNR_DETECT
+        curves[band] = _band_curves(
+            ctx, band, flux_to_mag(float_column(tru, f"{band}_flux")), in_fp, t_star, matched
+        )
     plot = None
     if ctx.make_plots and curves:
         path, plot = ctx.figure("truth_completeness.png")
@@ -439,7 +438,7 @@ def _star_galaxy_check(
         ref_band = np.asarray(prim["refBand"]).astype(str)
         for b, s in snr.items():
             ref_snr[ref_band == b] = s[ref_band == b]
-    ext = _f(prim, "refExtendedness")[i_obj]
+    ext = float_column(prim, "refExtendedness")[i_obj]
     sel = (ref_snr[i_obj] > SNR_STAR_GALAXY) & np.isfinite(ext)
     stars, gals = sel & m_star, sel & ~m_star
     star_ok = float(np.mean(ext[stars] < 0.5)) if stars.any() else float("nan")
@@ -471,7 +470,11 @@ def _blind_scores(
     b_ra, b_dec = blind["ra"].to_numpy(float), blind["dec"].to_numpy(float)
     idx = np.flatnonzero(unmatched)
     i_obj, _, _ = match_catalogs(
-        _f(prim, "coord_ra")[idx], _f(prim, "coord_dec")[idx], b_ra, b_dec, radius_arcsec=radius_arcsec
+        float_column(prim, "coord_ra")[idx],
+        float_column(prim, "coord_dec")[idx],
+        b_ra,
+        b_dec,
+        radius_arcsec=radius_arcsec,
     )
     explained[idx[i_obj]] = True
     in_fp = footprint.contains(b_ra, b_dec)

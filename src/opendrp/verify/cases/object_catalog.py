@@ -44,6 +44,8 @@ from ..catalogs import (
     cell_residual_stats,
     colour,
     fit_locus,
+    flag_column,
+    float_column,
     flux_residuals,
     has_neighbour,
     ordered_bands,
@@ -90,16 +92,16 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
         ]
         return result
     crowded = has_neighbour(
-        radec_to_unit_vectors(_col(prim, "coord_ra"), _col(prim, "coord_dec")),
+        radec_to_unit_vectors(float_column(prim, "coord_ra"), float_column(prim, "coord_dec")),
         radius=_chord(ISOLATION_FWHM * fwhm),
     )
     refcat = ctx.refcat()
     ref_index = np.full(len(prim), -1, np.intp)
     i_obj, i_ref, _ = match_catalogs(
-        _col(prim, "coord_ra"),
-        _col(prim, "coord_dec"),
-        _col(refcat, "coord_ra"),
-        _col(refcat, "coord_dec"),
+        float_column(prim, "coord_ra"),
+        float_column(prim, "coord_dec"),
+        float_column(refcat, "coord_ra"),
+        float_column(refcat, "coord_dec"),
         radius_arcsec=MATCH_FWHM * fwhm,
     )
     ref_index[i_obj] = i_ref
@@ -120,16 +122,6 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
         )
     ctx.add_metric("obj_psf_fwhm_median", "all", fwhm, "arcsec")
     return result
-
-
-def _col(t: Table, name: str) -> NDArray[np.float64]:
-    return np.asarray(np.ma.filled(np.ma.asarray(t[name], dtype=float), np.nan), dtype=float)
-
-
-def _flag(t: Table, name: str) -> NDArray[np.bool_]:
-    if name not in t.colnames:
-        return np.zeros(len(t), bool)
-    return np.asarray(np.ma.filled(np.ma.asarray(t[name]), True), dtype=bool)
 
 
 def _chord(arcsec: float) -> float:
@@ -158,7 +150,7 @@ def _bands(ctx: VerifyContext, prim: Table) -> list[str]:
 def _fwhm_arcsec(ctx: VerifyContext, prim: Table, bands: list[str]) -> float:
     """Median coadd PSF FWHM (arcsec) over the objects and bands, pixels times the sky map's pixel scale."""
     fwhm = [
-        FWHM_PER_SIGMA * trace_radius(_col(prim, f"{b}_ixxPSF"), _col(prim, f"{b}_iyyPSF"))
+        FWHM_PER_SIGMA * trace_radius(float_column(prim, f"{b}_ixxPSF"), float_column(prim, f"{b}_iyyPSF"))
         for b in bands
         if f"{b}_ixxPSF" in prim.colnames
     ]
@@ -169,38 +161,38 @@ def _fwhm_arcsec(ctx: VerifyContext, prim: Table, bands: list[str]) -> float:
 def _bad(prim: Table, band: str) -> NDArray[np.bool_]:
     bad = np.zeros(len(prim), bool)
     for flag in ("pixelFlags_saturated", "pixelFlags_edge", "pixelFlags_bad", "psfFlux_flag"):
-        bad |= _flag(prim, f"{band}_{flag}")
+        bad |= flag_column(prim, f"{band}_{flag}")
     return bad
 
 
 def _ref_match(
     prim: Table, refcat: Table, band: str, ref_index: NDArray[np.intp], crowded: NDArray[np.bool_]
 ) -> RefMatch:
-    flux, err = _col(prim, f"{band}_psfFlux"), _col(prim, f"{band}_psfFluxErr")
+    flux, err = float_column(prim, f"{band}_psfFlux"), float_column(prim, f"{band}_psfFluxErr")
     ext = (
-        _col(prim, "refExtendedness")
+        float_column(prim, "refExtendedness")
         if "refExtendedness" in prim.colnames
-        else _col(prim, f"{band}_extendedness")
+        else float_column(prim, f"{band}_extendedness")
     )
     point = bright_star_mask(flux, err, ext, snr_min=SNR_MIN, bad=_bad(prim, band))
     matched = ref_index >= 0
     if f"{band}_flux" in refcat.colnames:
-        rf, re = _col(refcat, f"{band}_flux"), _col(refcat, f"{band}_fluxErr")
+        rf, re = float_column(refcat, f"{band}_flux"), float_column(refcat, f"{band}_fluxErr")
         with np.errstate(invalid="ignore", divide="ignore"):
             ref_snr = np.where(matched, rf[np.maximum(ref_index, 0)] / re[np.maximum(ref_index, 0)], np.nan)
         matched &= ~(ref_snr <= SNR_MIN)
-    ref_err = _col(refcat, "coord_decErr") if "coord_decErr" in refcat.colnames else np.zeros(len(refcat))
+    ref_err = (
+        float_column(refcat, "coord_decErr") if "coord_decErr" in refcat.colnames else np.zeros(len(refcat))
+    )
     err_mas = 3.6e6 * np.where(ref_index >= 0, ref_err[np.maximum(ref_index, 0)], np.nan)
-    return RefMatch(
-        ra=_col(prim, "coord_ra"),
-        dec=_col(prim, "coord_dec"),
-        flux=flux,
-        flux_err=err,
+    return RefMatch.from_masks(
+        prim,
+        flux_columns=(f"{band}_psfFlux", f"{band}_psfFluxErr"),
         err_mas=err_mas,
         ref_index=ref_index,
-        selected=point & ~crowded & matched,
-        crowded_bright=point & crowded & matched,
-        isolated_bright=point & ~crowded,
+        point=point,
+        crowded=crowded,
+        matched=matched,
     )
 
 
@@ -215,7 +207,7 @@ def _psf_checks(
     names = ("ixx", "iyy", "ixy", "ixxPSF", "iyyPSF", "ixyPSF")
     if any(f"{band}_{n}" not in prim.colnames for n in names):
         return [th.not_available("obj_psf_e_residual", "no shape columns", scope={"band": band})]
-    m = [_col(prim, f"{band}_{n}") for n in names]
+    m = [float_column(prim, f"{band}_{n}") for n in names]
     de1, de2, _ = psf_residuals(*m)
     patch = np.asarray(prim["tract"], np.int64) * 1_000_000 + np.asarray(prim["patch"], np.int64)
     cst = cell_residual_stats(de1[sel], de2[sel], patch[sel], min_per_cell=MIN_PER_CELL)
@@ -227,8 +219,8 @@ def _psf_checks(
         path, plot = ctx.figure(f"obj_psf_whiskers_{band}.png")
         plots.plot_whiskers(
             path,
-            _col(prim, "coord_ra")[sel],
-            _col(prim, "coord_dec")[sel],
+            float_column(prim, "coord_ra")[sel],
+            float_column(prim, "coord_dec")[sel],
             de1[sel],
             de2[sel],
             title=f"Object {band}: star - coadd PSF e",
@@ -267,16 +259,22 @@ def _forced_unforced_checks(ctx: VerifyContext, th: Thresholds, bands: list[str]
         u = meas[np.asarray(meas["band"]).astype(str) == band]
         i_f, i_u = join_catalogs(f, u, radius_pix=radius_pix)
         crowded = has_neighbour(
-            np.column_stack([_col(f, "x"), _col(f, "y")]),
+            np.column_stack([float_column(f, "x"), float_column(f, "y")]),
             radius=ISOLATION_FWHM * 2 * radius_pix,
             group=_patch_key(f),
         )
-        bad = _flag(f, "pixelFlags_saturated") | _flag(f, "pixelFlags_edge") | _flag(f, "psfFlux_flag")
+        bad = (
+            flag_column(f, "pixelFlags_saturated")
+            | flag_column(f, "pixelFlags_edge")
+            | flag_column(f, "psfFlux_flag")
+        )
         sel = bright_star_mask(
             f["psfFlux"], f["psfFluxErr"], f["extendedness"], snr_min=SNR_MIN, bad=bad, crowded=crowded
         )[i_f]
         frac, frac_err = flux_residuals(
-            _col(f, "psfFlux")[i_f], _col(f, "psfFluxErr")[i_f], _col(u, "psfFlux")[i_u]
+            float_column(f, "psfFlux")[i_f],
+            float_column(f, "psfFluxErr")[i_f],
+            float_column(u, "psfFlux")[i_u],
         )
         st = residual_stats(frac[sel], frac_err[sel])
         checks.append(
@@ -304,8 +302,8 @@ def join_catalogs(a: Table, b: Table, *, radius_pix: float) -> tuple[NDArray[np.
         _, ia, ib = np.intersect1d(np.asarray(a["objectId"]), np.asarray(b["objectId"]), return_indices=True)
         return ia.astype(np.intp), ib.astype(np.intp)
     offset = 1e9  # pixels between patches in the joint tree: never matched across patches
-    pa = np.column_stack([_col(a, "x"), _col(a, "y"), _patch_key(a) * offset])
-    pb = np.column_stack([_col(b, "x"), _col(b, "y"), _patch_key(b) * offset])
+    pa = np.column_stack([float_column(a, "x"), float_column(a, "y"), _patch_key(a) * offset])
+    pb = np.column_stack([float_column(b, "x"), float_column(b, "y"), _patch_key(b) * offset])
     if len(pb) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     dist, idx = cKDTree(pb).query(pa, k=1, distance_upper_bound=radius_pix)
@@ -333,10 +331,10 @@ def _locus_checks(
         sel = bright[a] & bright[b]
         name = f"{a}-{b}"
         c, err = colour(
-            _col(prim, f"{a}_psfFlux"),
-            _col(prim, f"{b}_psfFlux"),
-            _col(prim, f"{a}_psfFluxErr"),
-            _col(prim, f"{b}_psfFluxErr"),
+            float_column(prim, f"{a}_psfFlux"),
+            float_column(prim, f"{b}_psfFlux"),
+            float_column(prim, f"{a}_psfFluxErr"),
+            float_column(prim, f"{b}_psfFluxErr"),
         )
         colours.append((name, c, sel))
         if f"{a}_flux" not in refcat.colnames or f"{b}_flux" not in refcat.colnames:
@@ -348,10 +346,10 @@ def _locus_checks(
             continue
         r = np.maximum(ref_index, 0)
         rc, rerr = colour(
-            _col(refcat, f"{a}_flux")[r],
-            _col(refcat, f"{b}_flux")[r],
-            _col(refcat, f"{a}_fluxErr")[r],
-            _col(refcat, f"{b}_fluxErr")[r],
+            float_column(refcat, f"{a}_flux")[r],
+            float_column(refcat, f"{b}_flux")[r],
+            float_column(refcat, f"{a}_fluxErr")[r],
+            float_column(refcat, f"{b}_fluxErr")[r],
         )
         st = residual_stats((c - rc)[sel], np.hypot(err, rerr)[sel])
         checks += _colour_checks(ctx, th, name, st, c[sel], (c - rc)[sel], two_bands=len(bands) == 2)

@@ -45,6 +45,9 @@ from ..catalogs import (
     FWHM_PER_SIGMA,
     bright_star_mask,
     cell_residual_stats,
+    evaluate_checks,
+    flag_column,
+    float_column,
     flux_residuals,
     group_indices,
     has_neighbour,
@@ -129,6 +132,45 @@ class RefMatch:
     crowded_bright: NDArray[np.bool_]
     isolated_bright: NDArray[np.bool_]
 
+    @classmethod
+    def from_masks(
+        cls,
+        cat: Table,
+        *,
+        flux_columns: tuple[str, str],
+        err_mas: NDArray[np.float64],
+        ref_index: NDArray[np.intp],
+        point: NDArray[np.bool_],
+        crowded: NDArray[np.bool_],
+        matched: NDArray[np.bool_],
+    ) -> RefMatch:
+        """The match of the rows of ``cat`` from their masks (the selections of the module docstring).
+
+        Parameters
+        ----------
+        cat : `astropy.table.Table`
+            The sources or objects, with ``coord_ra`` and ``coord_dec`` (deg).
+        flux_columns : `tuple` [`str`, `str`]
+            The PSF flux and error columns (nJy), e.g. ``("g_psfFlux", "g_psfFluxErr")``.
+        err_mas : `numpy.ndarray`
+            Per-axis position error of each row (mas; NaN when unknown).
+        ref_index : `numpy.ndarray` of int
+            Row of the matched reference star, -1 if none.
+        point, crowded, matched : `numpy.ndarray` of bool
+            Bright clean point sources; with a neighbour (or deblended); matched to a usable reference star.
+        """
+        return cls(
+            ra=float_column(cat, "coord_ra"),
+            dec=float_column(cat, "coord_dec"),
+            flux=float_column(cat, flux_columns[0]),
+            flux_err=float_column(cat, flux_columns[1]),
+            err_mas=err_mas,
+            ref_index=ref_index,
+            selected=point & ~crowded & matched,
+            crowded_bright=point & crowded & matched,
+            isolated_bright=point & ~crowded,
+        )
+
 
 def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
     """DRP-00-15: checks of the single-visit source catalogs (rules in the module docstring)."""
@@ -146,9 +188,13 @@ def run(ctx: VerifyContext, th: Thresholds) -> CaseResult:
             th.not_available(k, "no PSF model size (ixxPSF, iyyPSF) in src") for k in _own_keys(th)
         ]
         return result
-    ra, dec = _col(src, "coord_ra"), _col(src, "coord_dec")
+    ra, dec = float_column(src, "coord_ra"), float_column(src, "coord_dec")
     ref_index = match_to_nearest(
-        ra, dec, _col(refcat, "coord_ra"), _col(refcat, "coord_dec"), radius_arcsec=MATCH_FWHM * fwhm_arcsec
+        ra,
+        dec,
+        float_column(refcat, "coord_ra"),
+        float_column(refcat, "coord_dec"),
+        radius_arcsec=MATCH_FWHM * fwhm_arcsec,
     )
     tracts = np.asarray(ctx.skymap.find_tract(ra, dec))
     bands = np.asarray(src["band"]).astype(str)
@@ -190,16 +236,6 @@ def _own_keys(th: Thresholds) -> list[str]:
     return [k for k, s in th.specs.items() if s.case == CASE and k not in srd and not s.truth]
 
 
-def _col(t: Table, name: str) -> NDArray[np.float64]:
-    return np.asarray(np.ma.filled(np.ma.asarray(t[name], dtype=float), np.nan), dtype=float)
-
-
-def _flag(t: Table, name: str) -> NDArray[np.bool_]:
-    if name not in t.colnames:
-        return np.zeros(len(t), bool)
-    return np.asarray(np.ma.filled(np.ma.asarray(t[name]), True), dtype=bool)
-
-
 def _load_sources(ctx: VerifyContext) -> Table:
     refs = ctx.refs("src")
     if not refs:
@@ -211,16 +247,16 @@ def _load_sources(ctx: VerifyContext) -> Table:
 def _crowding(src: Table) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float64]]:
     """(crowded, bad, PSF FWHM in pixels) per source; crowded: a neighbour within `ISOLATION_FWHM` FWHM
     of the same CCD and visit, or deblended."""
-    fwhm = FWHM_PER_SIGMA * trace_radius(_col(src, "ixxPSF"), _col(src, "iyyPSF"))
+    fwhm = FWHM_PER_SIGMA * trace_radius(float_column(src, "ixxPSF"), float_column(src, "iyyPSF"))
     keys = np.column_stack([np.asarray(src["visit"], np.int64), np.asarray(src["detector"], np.int64)])
     _, group = np.unique(keys, axis=0, return_inverse=True)
     group = group.ravel()
     radius = np.array([ISOLATION_FWHM * np.nanmedian(fwhm[group == k]) for k in range(int(group.max()) + 1)])
-    points = np.column_stack([_col(src, "x"), _col(src, "y")])
-    crowded = has_neighbour(points, radius=radius, group=group) | _flag(src, "deblend_blended")
+    points = np.column_stack([float_column(src, "x"), float_column(src, "y")])
+    crowded = has_neighbour(points, radius=radius, group=group) | flag_column(src, "deblend_blended")
     bad = np.zeros(len(src), bool)
     for name in _BAD_FLAGS:
-        bad |= _flag(src, name)
+        bad |= flag_column(src, name)
     return crowded, bad, fwhm
 
 
@@ -232,21 +268,19 @@ def _ref_match(
     crowded: NDArray[np.bool_],
     bad: NDArray[np.bool_],
 ) -> RefMatch:
-    flux, err = _col(sub, "psfFlux"), _col(sub, "psfFluxErr")
+    flux, err = float_column(sub, "psfFlux"), float_column(sub, "psfFluxErr")
     ref_snr = _ref_snr(refcat, band, ref_index)
     point = bright_star_mask(flux, err, sub["extendedness"], snr_min=SNR_MIN, bad=bad)
     matched = (ref_index >= 0) & ~(ref_snr <= SNR_MIN)
-    err_mas = 3.6e6 * np.hypot(_col(sub, "coord_decErr"), _ref_col(refcat, "coord_decErr", ref_index))
-    return RefMatch(
-        ra=_col(sub, "coord_ra"),
-        dec=_col(sub, "coord_dec"),
-        flux=flux,
-        flux_err=err,
+    err_mas = 3.6e6 * np.hypot(float_column(sub, "coord_decErr"), _ref_col(refcat, "coord_decErr", ref_index))
+    return RefMatch.from_masks(
+        sub,
+        flux_columns=("psfFlux", "psfFluxErr"),
         err_mas=err_mas,
         ref_index=ref_index,
-        selected=point & ~crowded & matched,
-        crowded_bright=point & crowded & matched,
-        isolated_bright=point & ~crowded,
+        point=point,
+        crowded=crowded,
+        matched=matched,
     )
 
 
@@ -254,7 +288,7 @@ def _ref_col(refcat: Table, name: str, index: NDArray[np.intp]) -> NDArray[np.fl
     """Reference column at the matched rows (NaN where unmatched or absent)."""
     if name not in refcat.colnames:
         return np.full(index.size, np.nan)
-    vals = _col(refcat, name)
+    vals = float_column(refcat, name)
     return np.where(index >= 0, vals[np.maximum(index, 0)], np.nan)
 
 
@@ -273,7 +307,7 @@ def _focal(ctx: VerifyContext, sub: Table) -> tuple[NDArray[np.float64], NDArray
     for d in np.unique(det):
         rows = det == d
         fx[rows], fy[rows] = cam.detector(int(d)).pixel_to_focal_plane(
-            _col(sub, "x")[rows], _col(sub, "y")[rows], cam.pixel_size_mm
+            float_column(sub, "x")[rows], float_column(sub, "y")[rows], cam.pixel_size_mm
         )
     return fx, fy
 
@@ -359,35 +393,14 @@ def _phot_checks(
         f"{what}; rms {100 * ph.std:.3g} %, expected from the errors {100 * ph.expected_scatter:.3g} %, "
         f"pull scatter {ph.pull_scatter:.3g}"
     )
-    return [
-        th.evaluate(
-            f"{prefix}_ref_phot_offset",
-            ph.median,
-            scope=scope,
-            reason=what,
-            n=ph.n,
-            plot=plot,
-            missing=f"no bright isolated star matched ({what})",
-        ),
-        th.evaluate(
-            f"{prefix}_ref_phot_scatter",
-            ph.robust_scatter,
-            scope=scope,
-            reason=extra,
-            n=ph.n,
-            plot=plot,
-            missing="no bright isolated star matched",
-        ),
-        th.evaluate(
-            f"{prefix}_ref_phot_outliers",
-            ph.outlier_fraction,
-            scope=scope,
-            reason=f"{what}; 3-sigma tail {100 * ph.tail_fraction:.3g} %",
-            n=ph.n,
-            plot=plot,
-            missing="no bright isolated star matched",
-        ),
+    key, none = f"{prefix}_ref_phot", "no bright isolated star matched"
+    offset = [("offset", ph.median, what)]
+    spread = [
+        ("scatter", ph.robust_scatter, extra),
+        ("outliers", ph.outlier_fraction, f"{what}; 3-sigma tail {100 * ph.tail_fraction:.3g} %"),
     ]
+    checks = evaluate_checks(th, key, offset, scope=scope, n=ph.n, plot=plot, missing=f"{none} ({what})")
+    return checks + evaluate_checks(th, key, spread, scope=scope, n=ph.n, plot=plot, missing=none)
 
 
 def _phot_metrics(ctx: VerifyContext, name: str, scope: str, ph: Any) -> None:
@@ -417,34 +430,11 @@ def _astrom_checks(
         f"{what}; robust scatter {st.robust_scatter:.3g} mas, expected from the errors "
         f"{st.expected_scatter:.3g} mas; median dRA {st.dra_median:.3g}, dDec {st.ddec_median:.3g} mas"
     )
-    none = "no bright isolated star matched"
-    out = [
-        th.evaluate(
-            f"{prefix}_ref_astrom_rms", st.rms, scope=scope, reason=reason, n=st.n, plot=plot, missing=none
-        ),
-        th.evaluate(
-            f"{prefix}_ref_astrom_outliers",
-            st.outlier_fraction,
-            scope=scope,
-            reason=what,
-            n=st.n,
-            plot=plot,
-            missing=none,
-        ),
-    ]
+    items = [("rms", st.rms, reason), ("outliers", st.outlier_fraction, what)]
     if f"{prefix}_ref_astrom_offset" in th.specs:
-        out.append(
-            th.evaluate(
-                f"{prefix}_ref_astrom_offset",
-                st.offset,
-                scope=scope,
-                reason=reason,
-                n=st.n,
-                plot=plot,
-                missing=none,
-            )
-        )
-    return out
+        items.append(("offset", st.offset, reason))
+    none = "no bright isolated star matched"
+    return evaluate_checks(th, f"{prefix}_ref_astrom", items, scope=scope, n=st.n, plot=plot, missing=none)
 
 
 def _reference_plots(
@@ -543,7 +533,7 @@ def apcorr_checks(
     ``psfFlux`` as the reference); for an Object table ``{"kronFlux": "g_kronFlux", "psfFlux": "g_psfFlux"}``.
     """
     cols = columns or {c: c for c in (*APCORR_FLUXES, "psfFlux")}
-    psf, psf_err = _col(cat, cols["psfFlux"]), _col(cat, cols["psfFlux"] + "Err")
+    psf, psf_err = float_column(cat, cols["psfFlux"]), float_column(cat, cols["psfFlux"] + "Err")
     key = f"{prefix}_apcorr_consistency"
     checks = []
     for alg in APCORR_FLUXES:
@@ -552,8 +542,8 @@ def apcorr_checks(
             checks.append(th.not_available(key, f"no {alg} column", scope=scope))
             continue
         err_name = cols[alg] + "Err"
-        err = _col(cat, err_name) if err_name in cat.colnames else np.zeros(len(cat))
-        ratio, ratio_err = flux_residuals(_col(cat, cols[alg]), err, psf, psf_err)
+        err = float_column(cat, err_name) if err_name in cat.colnames else np.zeros(len(cat))
+        ratio, ratio_err = flux_residuals(float_column(cat, cols[alg]), err, psf, psf_err)
         st = residual_stats(
             ratio[selected], ratio_err[selected], outlier_sigma=OUTLIER_SIGMA, outlier_min=OUTLIER_FLUX
         )
@@ -591,12 +581,12 @@ def apcorr_checks(
 def _psf_checks(
     ctx: VerifyContext, th: Thresholds, band: str, sub: Table, bright: NDArray[np.bool_]
 ) -> list[Check]:
-    m = [_col(sub, c) for c in ("ixx", "iyy", "ixy", "ixxPSF", "iyyPSF", "ixyPSF")]
+    m = [float_column(sub, c) for c in ("ixx", "iyy", "ixy", "ixxPSF", "iyyPSF", "ixyPSF")]
     de1, de2, _ = psf_residuals(*m)
     st = psf_residual_stats(*(a[bright] for a in m))
     cell = np.asarray(sub["visit"], np.int64) * 1_000_000 + np.asarray(sub["detector"], np.int64)
     cst = cell_residual_stats(de1[bright], de2[bright], cell[bright], min_per_cell=MIN_PER_CELL)
-    used = bright & _flag(sub, "calib_psf_used")
+    used = bright & flag_column(sub, "calib_psf_used")
     for label, sel in (("psf_used", used), ("not_psf_used", bright & ~used)):
         sub_st = cell_residual_stats(de1[sel], de2[sel], cell[sel], min_per_cell=MIN_PER_CELL)
         ctx.add_metric(f"src_psf_e_residual_{label}", band, sub_st.rms, "", n=sub_st.n, noise=sub_st.noise)
