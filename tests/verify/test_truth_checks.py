@@ -66,13 +66,15 @@ def test_coadd_flux_checks_recover_offset_and_scatter(tmp_path: Path, survey: tu
     assert ctx.metrics["truth_coadd_psf_flux_std"]["g"]["pull_scatter"] == pytest.approx(2.0, rel=0.12)
 
 
-def test_position_check_is_the_unclipped_rms(survey: tuple[Table, Table]) -> None:
+def test_position_check_is_the_unclipped_rms(survey: tuple[Table, Table], tmp_path: Path) -> None:
     prim, tru = survey
+    ctx = VerifyContext(tmp_path, "HSC/runs/drp", tmp_path)
     i_obj, i_tru, _ = match_catalogs(
         prim["coord_ra"], prim["coord_dec"], tru["ra"], tru["dec"], radius_arcsec=0.5
     )
     best = np.asarray(prim["g_psfFlux"] / prim["g_psfFluxErr"])
     check = truth._position_check(
+        ctx,
         load_thresholds(),
         np.asarray(prim["coord_ra"]),
         np.asarray(prim["coord_dec"]),
@@ -87,6 +89,10 @@ def test_position_check_is_the_unclipped_rms(survey: tuple[Table, Table]) -> Non
     expect = np.sqrt(0.5 * (DRA_MAS**2 + DDEC_MAS**2) + JITTER_MAS**2)
     assert check.value == pytest.approx(expect, rel=0.08)
     assert check.status == Status.FAIL  # 34 mas > 20 mas
+    robust = ctx.metrics["truth_position_robust_scatter"]["all"]["value"]
+    assert robust == pytest.approx(np.sqrt(JITTER_MAS**2 + 0.5 * (DRA_MAS**2 + DDEC_MAS**2)), rel=0.15)
+    # a 30 mas Gaussian jitter per axis on top of a 22 mas offset: about a third beyond 50 mas
+    assert 0.05 < ctx.metrics["truth_position_beyond_50mas"]["all"]["value"] < 0.6
 
 
 def test_star_galaxy_check_counts_misclassified_stars(tmp_path: Path, survey: tuple[Table, Table]) -> None:
