@@ -182,7 +182,8 @@ def _solve_linear(cols: list[np.ndarray], d: np.ndarray, w: np.ndarray) -> tuple
         rhs[:, p_] = (wp * d).sum(axis=(1, 2))
         for q in range(p_, n_par):
             a_mat[:, p_, q] = a_mat[:, q, p_] = (wp * cols[q]).sum(axis=(1, 2))
-    singular = ~(np.abs(np.linalg.det(a_mat)) > 0)
+    with np.errstate(invalid="ignore"):  # a stamp with non-finite pixels gives a NaN determinant: singular
+        singular = ~(np.abs(np.linalg.det(a_mat)) > 0)
     a_mat[singular] = np.eye(n_par)
     sol = np.linalg.solve(a_mat, rhs[..., None])[..., 0]
     sol[singular] = np.nan
