@@ -18,14 +18,15 @@ from typing import Any
 from astropy.table import Table, vstack
 
 from ..errors import RepositoryError
+from ..execution.drp import default_output
 from ..repo.butler import get_camera, get_instrument_name, get_skymap, open_butler
 
 __all__ = ["VerifyContext", "default_collection"]
 
 
-def default_collection(butler: Any) -> str:
-    """The collection `opendrp run` writes by default: ``{instrument}/runs/drp``."""
-    return f"{get_instrument_name(butler)}/runs/drp"
+def default_collection(repo: str | Path) -> str:
+    """The collection `opendrp run` writes by default (``{instrument}/runs/drp``) in ``repo``."""
+    return default_output(get_instrument_name(open_butler(repo)))
 
 
 @dataclass

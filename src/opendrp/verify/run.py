@@ -69,9 +69,13 @@ def run_verify(
         raise ConfigurationError(
             "no such truth file", where=str(truth_path), fix="give the simulator's truth.parquet"
         )
-    ctx = VerifyContext(Path(repo), "", out, truth_path=truth_path, make_plots=make_plots)
-    ctx.collection = collection or default_collection(ctx.butler)
-    ctx.__dict__.pop("butler", None)  # reopen with the collection as default
+    ctx = VerifyContext(
+        Path(repo),
+        collection or default_collection(repo),
+        out,
+        truth_path=truth_path,
+        make_plots=make_plots,
+    )
     _check_collection(ctx)
     functions = case_functions()
     selected = list(functions) if not cases else list(cases)

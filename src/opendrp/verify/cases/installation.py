@@ -113,10 +113,7 @@ def demo_summary(
     """
     from ..context import default_collection
 
-    ctx = VerifyContext(Path(repo), collection or "", Path(repo))
-    if not collection:
-        ctx.collection = default_collection(ctx.butler)
-        ctx.__dict__.pop("butler", None)  # reopen with the collection as default
+    ctx = VerifyContext(Path(repo), collection or default_collection(repo), Path(repo))
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "preset": preset,
